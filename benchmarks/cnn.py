@@ -1,0 +1,39 @@
+"""Train and evaluate the lab 1 CNNs on real BloodMNIST; print one JSON line per model, last.
+
+    python benchmarks/cnn.py --data-dir ../shared/data [--model seed|improved|all] [--size 28]
+"""
+import argparse
+import json
+import resource
+
+from bloodcells.data import open_bloodmnist
+from bloodcells.models import cnn
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", required=True, help="folder holding medmnist/bloodmnist*.npz")
+    parser.add_argument("--model", default="all", choices=[*cnn.MODELS, "all"])
+    parser.add_argument("--size", type=int, default=28)
+    parser.add_argument("--epochs", type=int, default=None, help="override the model's default")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    dataset = open_bloodmnist("real", args.data_dir, size=args.size)
+    lines = []
+    for name in cnn.MODELS if args.model == "all" else [args.model]:
+        result = cnn.train(dataset, name, epochs=args.epochs, seed=args.seed, verbose=2)
+        _, summary = cnn.evaluate(result, dataset)
+        lines.append({
+            "benchmark": "cnn", "model": name, "image_size": args.size,
+            "test_accuracy": round(summary["accuracy"], 4), "macro_f1": round(summary["macro_f1"], 4),
+            "train_seconds": round(result.train_seconds, 1),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "epochs": len(result.history["loss"]),
+        })
+    for line in lines:
+        print(json.dumps(line))
+
+
+if __name__ == "__main__":
+    main()

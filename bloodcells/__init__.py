@@ -1,0 +1,11 @@
+"""bloodcells: helpers for a notebook course on blood-cell image classification.
+
+The package keeps the notebooks short: data loading and validation (:mod:`bloodcells.data`),
+the two labs' models (:mod:`bloodcells.models`), metrics and plots, run folders and the
+instructor command line (:mod:`bloodcells.labs`).
+"""
+from bloodcells._quiet import quiet_tensorflow
+
+quiet_tensorflow()
+
+__version__ = "0.1.0"

@@ -1,0 +1,119 @@
+"""Class-folder image sets (``root/<class>/*.jpg``): discover, check, split, load."""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from bloodcells.data.dataset import ImageDataset
+from bloodcells.data.errors import DataError
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
+WBC5_CLASSES = ["basophil", "eosinophil", "lymphocyte", "monocyte", "neutrophil"]
+
+
+@dataclass
+class FolderSplit:
+    """File paths and integer labels per split, plus the class list and skipped files."""
+
+    root: Path
+    class_names: list[str]
+    files: dict[str, list[Path]]
+    labels: dict[str, np.ndarray]
+    skipped: list[Path]
+    synthetic: bool = False
+
+    def table(self):
+        import pandas as pd
+
+        return pd.DataFrame(
+            {s: np.bincount(y, minlength=len(self.class_names)) for s, y in self.labels.items()},
+            index=pd.Index(self.class_names, name="class"),
+        )
+
+
+def discover(root: str | Path, min_per_class: int = 3) -> tuple[list[str], list[list[Path]], list[Path]]:
+    """Classes (sorted sub-folder names), their image files, and the non-image files skipped."""
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise DataError(
+            f"image folder {root} does not exist; point data_dir at a folder with one sub-folder "
+            "per class (e.g. wbc5/basophil/*.jpg), or set BLOODCELLS_DATA_DIR"
+        )
+    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not class_dirs:
+        raise DataError(f"{root} has no class sub-folders; expected {root}/<class name>/<image files>")
+    files, skipped = [], []
+    for folder in class_dirs:
+        found = sorted(p for p in folder.rglob("*") if p.is_file())
+        images = [p for p in found if p.suffix.lower() in IMAGE_SUFFIXES]
+        skipped += [p for p in found if p.suffix.lower() not in IMAGE_SUFFIXES]
+        if not images:
+            raise DataError(
+                f"class folder {folder} has no images ({', '.join(sorted(IMAGE_SUFFIXES))}); "
+                "add images or remove the folder"
+            )
+        if len(images) < min_per_class:
+            raise DataError(
+                f"class {folder.name!r} has {len(images)} images, too few for a train/val/test split "
+                f"(need at least {min_per_class}); add images or drop the class"
+            )
+        files.append(images)
+    if skipped:
+        shown = ", ".join(str(p.relative_to(root)) for p in skipped[:5])
+        warnings.warn(f"skipped {len(skipped)} non-image files in {root}: {shown}", stacklevel=2)
+    return [d.name for d in class_dirs], files, skipped
+
+
+def split_folder(root: str | Path, fractions=(0.70, 0.15, 0.15), seed: int = 42) -> FolderSplit:
+    """Stratified train/val/test split of a class-folder set (the white-cell lab's 70/15/15, seed 42)."""
+    from sklearn.model_selection import train_test_split
+
+    if len(fractions) != 3 or not np.isclose(sum(fractions), 1) or min(fractions) <= 0:
+        raise ValueError(f"fractions must be three positive numbers summing to 1, got {fractions}")
+    names, files, skipped = discover(root)
+    paths = np.array([p for group in files for p in group], dtype=object)
+    labels = np.concatenate([np.full(len(group), i) for i, group in enumerate(files)])
+    idx = np.arange(len(labels))
+    train, rest = train_test_split(idx, train_size=fractions[0], stratify=labels, random_state=seed)
+    val_share = fractions[1] / (fractions[1] + fractions[2])
+    val, test = train_test_split(rest, train_size=val_share, stratify=labels[rest], random_state=seed)
+    parts = {"train": np.sort(train), "val": np.sort(val), "test": np.sort(test)}
+    return FolderSplit(
+        root=Path(root),
+        class_names=names,
+        files={s: list(paths[i]) for s, i in parts.items()},
+        labels={s: labels[i].astype(np.int64) for s, i in parts.items()},
+        skipped=skipped,
+        synthetic=(Path(root) / "SYNTHETIC.txt").exists(),
+    )
+
+
+def read_rgb(path: str | Path, size: int | None = None) -> np.ndarray:
+    """An image file as ``(H, W, 3) uint8`` RGB; grayscale and RGBA are converted."""
+    try:
+        with Image.open(path) as image:
+            image = image.convert("RGB")
+            if size is not None:
+                image = image.resize((size, size), Image.Resampling.LANCZOS)
+            return np.asarray(image, dtype=np.uint8)
+    except (UnidentifiedImageError, OSError) as exc:
+        raise DataError(f"cannot read image {path} ({exc}); delete or replace the file") from exc
+
+
+def load_folder(root: str | Path, size: int = 64, fractions=(0.70, 0.15, 0.15), seed: int = 42,
+                name: str | None = None) -> ImageDataset:
+    """A class-folder set in memory, resized to ``size`` square, split as :func:`split_folder`."""
+    split = split_folder(root, fractions, seed)
+    return ImageDataset(
+        name=name or Path(root).name,
+        images={s: np.stack([read_rgb(p, size) for p in files]) for s, files in split.files.items()},
+        labels=split.labels,
+        class_names=split.class_names,
+        synthetic=split.synthetic,
+        source=str(root),
+        files={s: [str(p) for p in files] for s, files in split.files.items()},
+    )

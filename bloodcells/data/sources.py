@@ -1,0 +1,72 @@
+"""What the notebooks call: pick real or synthetic data from one ``data`` parameter."""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+from bloodcells.data.errors import DataError
+from bloodcells.data.folders import WBC5_CLASSES, load_folder
+from bloodcells.data.locations import env_data_dir, kit_data_dir
+from bloodcells.data.medmnist_io import DataUnavailable, load_bloodmnist
+from bloodcells.data.synthetic import load_synthetic_bloodmnist, synthetic_cache_dir, write_class_folders
+
+CHOICES = ("auto", "real", "synthetic")
+
+
+def _check_choice(data: str) -> None:
+    if data not in CHOICES:
+        raise DataError(f"data must be one of {CHOICES}, got {data!r}")
+
+
+def open_bloodmnist(data: str = "auto", data_dir: str | Path | None = None, size: int = 28, seed: int = 0):
+    """BloodMNIST for the notebooks.
+
+    ``"real"``: the medmnist file (from ``data_dir``, ``$BLOODCELLS_DATA_DIR/medmnist``, ``data/``,
+    ``~/.medmnist``, else downloaded; errors say what to do). ``"synthetic"``: the generated
+    stand-in. ``"auto"``: real when it can be had, otherwise synthetic with a warning, so a
+    notebook always runs and always says which data it used.
+    """
+    _check_choice(data)
+    if data == "synthetic":
+        return load_synthetic_bloodmnist(size=size, seed=seed)
+    root = Path(data_dir).expanduser() / "medmnist" if data_dir and (Path(data_dir) / "medmnist").is_dir() else data_dir
+    try:
+        return load_bloodmnist(root, size=size)
+    except DataUnavailable as exc:
+        if data == "real":
+            raise
+        warnings.warn(f"{exc}\nFalling back to the SYNTHETIC stand-in (data='auto').", stacklevel=2)
+        return load_synthetic_bloodmnist(size=size, seed=seed)
+
+
+def wbc5_folder(data: str = "auto", data_dir: str | Path | None = None) -> Path:
+    """The white-cell class folder: ``data_dir`` (or its ``wbc5/``), ``$BLOODCELLS_DATA_DIR/wbc5``,
+    ``data/wbc5``; for ``"synthetic"`` (or ``"auto"`` with none found) a generated set."""
+    _check_choice(data)
+    if data != "synthetic":
+        candidates = []
+        if data_dir:
+            candidates += [Path(data_dir).expanduser() / "wbc5", Path(data_dir).expanduser()]
+        if env_data_dir() is not None:
+            candidates.append(env_data_dir() / "wbc5")
+        candidates.append(kit_data_dir() / "wbc5")
+        for folder in candidates:
+            if folder.is_dir() and any(p.is_dir() for p in folder.iterdir()):
+                return folder
+        message = (
+            f"no white-cell class folder found (looked in {[str(c) for c in candidates]}); "
+            "set data_dir or BLOODCELLS_DATA_DIR to a folder holding wbc5/<class>/*.jpg"
+        )
+        if data == "real":
+            raise DataError(message)
+        warnings.warn(message + "\nFalling back to a SYNTHETIC set (data='auto').", stacklevel=2)
+    folder = synthetic_cache_dir() / "wbc5"
+    if not (folder / "SYNTHETIC.txt").exists():
+        write_class_folders(folder, WBC5_CLASSES, per_class=60, size=96)
+    return folder
+
+
+def open_wbc5(data: str = "auto", data_dir: str | Path | None = None, size: int = 64, seed: int = 42):
+    """The white-cell set in memory with the lab's stratified 70/15/15 split."""
+    folder = wbc5_folder(data, data_dir)
+    return load_folder(folder, size=size, seed=seed, name="WBC-5")

@@ -1,0 +1,122 @@
+"""Figures for every lab; each function draws one figure and returns it."""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import seaborn as sns
+
+from bloodcells.metrics import _labels, classification_table, confusion
+
+
+def class_distribution(dataset):
+    """Images per class in each split, as grouped bars."""
+    counts = dataset.class_counts().drop(columns="total").reset_index()
+    tidy = counts.melt(id_vars="class", var_name="split", value_name="images")
+    fig, ax = plt.subplots(figsize=(9, 4))
+    sns.barplot(data=tidy, x="class", y="images", hue="split", ax=ax)
+    ax.set_title(f"{dataset.title}: images per class and split")
+    ax.tick_params(axis="x", rotation=30)
+    fig.tight_layout()
+    return fig
+
+
+def montage(dataset, split: str = "train", per_class: int = 8, seed: int = 0):
+    """A row of random example images for each class."""
+    rng = np.random.default_rng(seed)
+    n = len(dataset.class_names)
+    fig, axes = plt.subplots(n, per_class, figsize=(per_class * 1.1, n * 1.15), squeeze=False)
+    for c, name in enumerate(dataset.class_names):
+        idx = np.flatnonzero(dataset.labels[split] == c)
+        chosen = rng.choice(idx, size=min(per_class, len(idx)), replace=False) if len(idx) else []
+        for j, ax in enumerate(axes[c]):
+            ax.axis("off")
+            if j < len(chosen):
+                ax.imshow(dataset.images[split][chosen[j]])
+        axes[c, 0].text(-0.1, 0.5, name, transform=axes[c, 0].transAxes, ha="right", va="center")
+    fig.suptitle(f"{dataset.title}: {split} examples per class")
+    fig.tight_layout()
+    return fig
+
+
+def channel_histograms(images: np.ndarray, title: str = "Pixel values per channel"):
+    """Histogram of pixel values for the R, G and B channels."""
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    for i, colour in enumerate(("red", "green", "blue")):
+        ax.hist(images[..., i].ravel(), bins=64, color=colour, alpha=0.45, label=colour)
+    ax.set(xlabel="pixel value", ylabel="count", title=title)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def confusion_heatmaps(y_true, y_pred, class_names: list[str], title: str = ""):
+    """Counts and row-normalised confusion matrices side by side (rows true, columns predicted)."""
+    fig, axes = plt.subplots(1, 2, figsize=(15, 6))
+    for ax, normalize in zip(axes, (False, True)):
+        matrix = confusion(y_true, y_pred, class_names, normalize=normalize)
+        sns.heatmap(matrix, annot=True, fmt=".2f" if normalize else "d", cmap="Blues", cbar=False,
+                    square=True, ax=ax)
+        ax.set(xlabel="predicted", ylabel="true", title="share of true class" if normalize else "counts")
+        ax.tick_params(axis="x", rotation=45)
+    fig.suptitle(title or "Confusion matrix")
+    fig.tight_layout()
+    return fig
+
+
+def training_curves(history: dict, title: str = "Training curves"):
+    """Loss and accuracy, train vs validation, with the best (lowest val loss) epoch marked.
+
+    ``history`` maps metric names to per-epoch lists (Keras' ``History.history``); a ``phase``
+    list, if present, draws a line where fine-tuning starts.
+    """
+    epochs = np.arange(1, len(history["loss"]) + 1)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    for ax, metric in zip(axes, ("loss", "accuracy")):
+        ax.plot(epochs, history[metric], marker="o", label=f"train {metric}")
+        if f"val_{metric}" in history:
+            ax.plot(epochs, history[f"val_{metric}"], marker="o", label=f"val {metric}")
+        if "val_loss" in history:
+            best = int(np.argmin(history["val_loss"])) + 1
+            ax.axvline(best, color="grey", linestyle="--", label=f"best epoch ({best})")
+        phases = history.get("phase")
+        if phases and len(set(phases)) > 1:
+            ax.axvline(phases.index(phases[-1]) + 0.5, color="black", linestyle=":", label="unfreeze")
+        ax.set(xlabel="epoch", ylabel=metric, title=metric)
+        ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def per_class_bars(y_true, y_pred, class_names: list[str], title: str = "Per-class metrics"):
+    """Precision, recall and F1 for each class as grouped bars."""
+    table = classification_table(y_true, y_pred, class_names).loc[class_names, ["precision", "recall", "f1"]]
+    tidy = table.reset_index().melt(id_vars="class", var_name="metric", value_name="score")
+    fig, ax = plt.subplots(figsize=(10, 4))
+    sns.barplot(data=tidy, x="class", y="score", hue="metric", ax=ax)
+    ax.set(ylim=(max(0.0, tidy["score"].min() - 0.1), 1.0), title=title)
+    ax.tick_params(axis="x", rotation=30)
+    fig.tight_layout()
+    return fig
+
+
+def prediction_grid(images, y_true, probabilities, class_names: list[str], n: int = 16, seed: int = 0,
+                    title: str = "Sample predictions"):
+    """Random test images with true and predicted class and confidence; mistakes in red."""
+    probabilities = np.asarray(probabilities)
+    y_true, y_pred = _labels(y_true), probabilities.argmax(axis=1)
+    idx = np.random.default_rng(seed).choice(len(y_true), size=min(n, len(y_true)), replace=False)
+    cols = 4
+    fig, axes = plt.subplots(int(np.ceil(len(idx) / cols)), cols, figsize=(cols * 2.6, np.ceil(len(idx) / cols) * 2.8),
+                             squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, i in zip(axes.ravel(), idx):
+        ax.imshow(images[i])
+        right = y_true[i] == y_pred[i]
+        ax.set_title(f"true: {class_names[y_true[i]]}\npred: {class_names[y_pred[i]]} "
+                     f"({probabilities[i, y_pred[i]]:.0%})", fontsize=8, color="black" if right else "red")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+

@@ -1,0 +1,46 @@
+"""Shared fixtures: small synthetic datasets written in the real layouts, and the real data
+folder when BLOODCELLS_DATA_DIR points at one (CI sets it to ../shared/data)."""
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import bloodcells  # noqa: F401  (quiet TensorFlow for every test)
+from bloodcells.data.synthetic import make_bloodmnist_like, write_class_folders
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def tiny_arrays():
+    """2% of BloodMNIST's split sizes, synthetic, in medmnist's npz layout (about 340 images)."""
+    return make_bloodmnist_like(size=28, seed=1, fraction=0.02)
+
+
+@pytest.fixture()
+def npz_factory(tmp_path, tiny_arrays):
+    """Write a medmnist-layout npz with some arrays replaced or removed, return its folder."""
+    def make(drop=(), **replace):
+        arrays = {k: v for k, v in tiny_arrays.items() if k not in drop}
+        arrays.update(replace)
+        folder = tmp_path / "medmnist"
+        folder.mkdir(exist_ok=True)
+        np.savez(folder / "bloodmnist.npz", **arrays)
+        return folder
+    return make
+
+
+@pytest.fixture(scope="session")
+def wbc_folder(tmp_path_factory):
+    return write_class_folders(tmp_path_factory.mktemp("wbc") / "wbc5",
+                               ["basophil", "eosinophil", "lymphocyte", "monocyte", "neutrophil"],
+                               per_class=20, size=48, seed=3)
+
+
+@pytest.fixture(scope="session")
+def real_data_dir():
+    value = os.environ.get("BLOODCELLS_DATA_DIR")
+    if not value or not (Path(value) / "medmnist" / "bloodmnist.npz").is_file():
+        pytest.skip("real data: set BLOODCELLS_DATA_DIR to a folder with medmnist/bloodmnist.npz")
+    return Path(value)

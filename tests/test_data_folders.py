@@ -1,0 +1,86 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from bloodcells.data import DataError, load_folder, split_folder
+from bloodcells.data.folders import read_rgb
+
+
+def test_stratified_70_15_15_split(wbc_folder):
+    split = split_folder(wbc_folder, seed=42)
+    assert split.class_names == ["basophil", "eosinophil", "lymphocyte", "monocyte", "neutrophil"]
+    assert {s: len(f) for s, f in split.files.items()} == {"train": 70, "val": 15, "test": 15}
+    assert (split.table()["test"] == 3).all()
+    all_files = [f for files in split.files.values() for f in files]
+    assert len(set(all_files)) == 100  # no image in two splits
+    assert split.synthetic
+
+
+def test_split_is_deterministic_and_seeded(wbc_folder):
+    a, b, c = split_folder(wbc_folder, seed=42), split_folder(wbc_folder, seed=42), split_folder(wbc_folder, seed=7)
+    assert a.files["test"] == b.files["test"] and a.files["test"] != c.files["test"]
+
+
+def test_real_wbc5_split(real_data_dir):
+    split = split_folder(real_data_dir / "wbc5")
+    assert {s: len(f) for s, f in split.files.items()} == {"train": 1750, "val": 375, "test": 375}
+    assert (split.table()["test"] == 75).all() and not split.synthetic
+
+
+def _make_set(root, counts):
+    for name, n in counts.items():
+        (root / name).mkdir(parents=True)
+        for i in range(n):
+            Image.new("RGB", (8, 8), (i * 10, 0, 0)).save(root / name / f"{i}.png")
+    return root
+
+
+def test_grayscale_and_rgba_become_rgb(tmp_path):
+    Image.new("L", (10, 12), 128).save(tmp_path / "g.png")
+    Image.new("RGBA", (10, 12), (1, 2, 3, 4)).save(tmp_path / "a.png")
+    assert read_rgb(tmp_path / "g.png").shape == (12, 10, 3)
+    assert read_rgb(tmp_path / "a.png", size=16).shape == (16, 16, 3)
+
+
+def test_non_image_files_are_reported_and_skipped(tmp_path):
+    root = _make_set(tmp_path / "set", {"a": 5, "b": 5})
+    (root / "a" / "notes.txt").write_text("hello")
+    with pytest.warns(UserWarning, match=r"skipped 1 non-image files.*notes.txt"):
+        split = split_folder(root, fractions=(0.6, 0.2, 0.2))
+    assert sum(len(f) for f in split.files.values()) == 10
+
+
+def test_missing_folder(tmp_path):
+    with pytest.raises(DataError, match="does not exist.*one sub-folder per class"):
+        split_folder(tmp_path / "nope")
+
+
+def test_no_class_folders(tmp_path):
+    with pytest.raises(DataError, match="no class sub-folders"):
+        split_folder(tmp_path)
+
+
+def test_empty_class(tmp_path):
+    root = _make_set(tmp_path / "set", {"a": 5})
+    (root / "b").mkdir()
+    with pytest.raises(DataError, match=r"class folder .*b has no images"):
+        split_folder(root)
+
+
+def test_too_few_per_class(tmp_path):
+    root = _make_set(tmp_path / "set", {"a": 5, "b": 2})
+    with pytest.raises(DataError, match="'b' has 2 images, too few"):
+        split_folder(root)
+
+
+def test_unreadable_image(tmp_path):
+    root = _make_set(tmp_path / "set", {"a": 5, "b": 5})
+    (root / "a" / "broken.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(DataError, match="cannot read image .*broken.jpg"):
+        load_folder(root, size=8, fractions=(0.6, 0.2, 0.2))
+
+
+def test_load_folder_in_memory(wbc_folder):
+    ds = load_folder(wbc_folder, size=32)
+    assert ds.images["train"].shape == (70, 32, 32, 3) and ds.images["train"].dtype == np.uint8
+    assert ds.synthetic and len(ds.files["test"]) == 15
