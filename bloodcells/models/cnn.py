@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from bloodcells import metrics as M
 from bloodcells.data.preprocess import normalize_images, one_hot
-from bloodcells.runs import save_predictions, write_json
+from bloodcells.runs import new_run_dir, save_predictions, write_json
 from bloodcells.seeding import seed_everything
 
 MODELS = ("seed", "improved")
@@ -56,7 +56,7 @@ def build_improved_cnn(input_shape, n_classes: int, width: int = 32) -> keras.Mo
         filters = width * 2 ** min(block, 2)
         for _ in range(2):
             x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
-            x = keras.layers.BatchNormalization()(x)
+            x = keras.layers.BatchNormalization(momentum=0.9)(x)  # stats keep up with short runs
             x = keras.layers.ReLU()(x)
         if block < n_blocks - 1:
             x = keras.layers.MaxPooling2D()(x)
@@ -100,7 +100,10 @@ class TrainResult:
     history: dict
     params: dict
     train_seconds: float
-    best_epoch: int = field(default=0)
+    best_epoch: int = 0
+    probabilities: np.ndarray | None = None  # test split, filled by run_experiment
+    metrics: dict = field(default_factory=dict)
+    folder: Path | None = None
 
 
 def _verbose() -> int:
@@ -149,7 +152,7 @@ def train(dataset, model: str = "seed", epochs: int | None = None, batch_size: i
                                             restore_best_weights=True)
     start = time.perf_counter()
     history = net.fit(train_data.prefetch(2), validation_data=(x_val, y_val), epochs=params["epochs"],
-                      callbacks=[stopper], verbose=_verbose() if verbose is None else verbose)
+                      callbacks=[stopper], shuffle=False, verbose=_verbose() if verbose is None else verbose)
     seconds = time.perf_counter() - start
     hist = {k: [float(v) for v in vals] for k, vals in history.history.items() if k != "learning_rate"}
     best = int(np.argmin(hist["val_loss"])) + 1
@@ -187,3 +190,12 @@ def save_run(folder: str | Path, result: TrainResult, dataset, probabilities: np
     write_json(folder / "params.json", result.params)
     write_json(folder / "metrics.json", summary)
     return folder
+
+
+def run_experiment(dataset, model: str = "seed", output_dir: str | Path = "runs", **train_kwargs) -> TrainResult:
+    """Train, evaluate on the test split and save a new run folder: what notebook 02 does per model."""
+    result = train(dataset, model, **train_kwargs)
+    result.probabilities, result.metrics = evaluate(result, dataset)
+    result.folder = save_run(new_run_dir(output_dir, f"cnn-{model}"), result, dataset,
+                             result.probabilities, result.metrics)
+    return result

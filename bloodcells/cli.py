@@ -1,0 +1,52 @@
+"""``bloodcells labs list|run``: the instructor's command line."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from bloodcells import labs
+
+
+def _list(args) -> int:
+    for nb in labs.notebooks():
+        print(nb.stem)
+        for name, spec in labs.parameters(nb).items():
+            comment = f"  # {spec['help']}" if spec["help"] else ""
+            print(f"    {name}: {spec['type']} = {spec['default']}{comment}")
+    return 0
+
+
+def _run(args) -> int:
+    values = labs.parse_assignments(args.param, args.file)
+    lab = labs.run(labs.select(args.notebooks), values, args.out)
+    print(f"\nSummary ({lab.folder / 'summary.md'}):\n")
+    print((lab.folder / "summary.md").read_text())
+    if not lab.ok:
+        print(f"FAILED: {lab.failure}", file=sys.stderr)
+        return 1
+    print(f"Executed notebooks, HTML and run folders are in {lab.folder}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bloodcells", description="bloodcells course kit")
+    sub = parser.add_subparsers(dest="command", required=True)
+    lab_parser = sub.add_parser("labs", help="run the course notebooks as parametrized labs")
+    lab_sub = lab_parser.add_subparsers(dest="action", required=True)
+    lab_sub.add_parser("list", help="the ordered notebooks and their parameters").set_defaults(func=_list)
+    run_parser = lab_sub.add_parser("run", help="run notebooks (default: all, in order) into a new run folder")
+    run_parser.add_argument("notebooks", nargs="*", help="numbers (02), stems or file names")
+    run_parser.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE")
+    run_parser.add_argument("-f", "--file", action="append", default=[], metavar="PARAMS.yaml")
+    run_parser.add_argument("--out", default="runs", help="folder for the new run folder (default: runs)")
+    run_parser.set_defaults(func=_run)
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except labs.LabError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

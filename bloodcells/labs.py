@@ -1,0 +1,196 @@
+"""Instructor labs: run the ordered notebooks through papermill into a new run folder.
+
+Parameters are checked against each notebook's ``parameters`` cell before anything runs; each
+goes only to the notebooks that declare it. Results (executed notebooks, HTML, the notebooks'
+own run folders) land in a new folder, with a ``summary.md``/``summary.json`` of key metrics.
+"""
+from __future__ import annotations
+
+import ast
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from bloodcells.runs import new_run_dir, write_json
+
+NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+# A notebook that reads others' run folders is skipped when one of those failed.
+DEPENDS_ON = {"04": ("02", "03")}
+
+
+class LabError(ValueError):
+    """A lab request that cannot run as given; the message says how to fix it."""
+
+
+def notebooks(folder: Path = NOTEBOOK_DIR) -> list[Path]:
+    found = sorted(folder.glob("[0-9][0-9]_*.ipynb"))
+    if not found:
+        raise LabError(f"no numbered notebooks (NN_name.ipynb) in {folder}")
+    return found
+
+
+def parameters(notebook: Path) -> dict[str, dict]:
+    """The notebook's declared parameters: name -> {type, default, help} (papermill's inspection)."""
+    import papermill
+
+    return {name: {"type": _declared_type(p), "default": p["default"],
+                   "help": p["help"]}
+            for name, p in papermill.inspect_notebook(str(notebook)).items()}
+
+
+def _declared_type(param: dict) -> str:
+    """The annotation if any, else the type of the default literal (``28`` -> int; None stays open)."""
+    if param["inferred_type_name"] not in (None, "None"):
+        return param["inferred_type_name"]
+    try:
+        return type(ast.literal_eval(param["default"])).__name__
+    except (ValueError, SyntaxError):
+        return "any"
+
+
+def select(names: list[str] | None, folder: Path = NOTEBOOK_DIR) -> list[Path]:
+    """Notebooks by number ("02"), stem or file name; all, in order, when none are named."""
+    available = notebooks(folder)
+    if not names:
+        return available
+    chosen = []
+    for name in names:
+        match = [nb for nb in available if name in (nb.name, nb.stem, nb.name[:2])]
+        if not match:
+            raise LabError(f"unknown notebook {name!r}; choose from {[nb.stem for nb in available]}")
+        chosen += [nb for nb in match if nb not in chosen]
+    return sorted(chosen)
+
+
+def parse_assignments(pairs: list[str], files: list[str] | None = None) -> dict:
+    """``name=value`` pairs (values read as YAML: 3, 0.5, true, [a, b], none) after YAML files."""
+    values: dict = {}
+    for path in files or []:
+        loaded = yaml.safe_load(Path(path).read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise LabError(f"{path} must hold a mapping of parameter names to values")
+        values.update(loaded)
+    for pair in pairs:
+        name, sep, raw = pair.partition("=")
+        if not sep or not name.strip():
+            raise LabError(f"-p expects name=value, got {pair!r}")
+        values[name.strip()] = yaml.safe_load(raw)
+    return values
+
+
+_TYPES = {"NoneType": (object,), "int": (int,), "float": (int, float), "str": (str,), "bool": (bool,), "list": (list,),
+          "dict": (dict,)}
+
+
+def _type_ok(value, declared: str) -> bool:
+    if value is None or declared not in _TYPES:
+        return True  # a None default accepts any value (e.g. "epochs = None: model default")
+    if isinstance(value, bool) and declared in ("int", "float"):
+        return False
+    return isinstance(value, _TYPES[declared])
+
+
+def plan(selected: list[Path], values: dict) -> dict[Path, dict]:
+    """Parameters for each notebook; unknown names and wrong types are rejected up front."""
+    declared = {nb: parameters(nb) for nb in selected}
+    known = {name for params in declared.values() for name in params}
+    unknown = sorted(set(values) - known)
+    problems = []
+    if unknown:
+        problems.append(f"unknown parameter(s) {unknown}.")
+    for nb, params in declared.items():
+        for name, value in values.items():
+            spec = params.get(name)
+            if spec and not _type_ok(value, spec["type"]):
+                problems.append(f"{nb.stem}: {name}={value!r} should be {spec['type']} (default {spec['default']}).")
+    if problems:
+        valid = "\n".join(f"  {nb.stem}: {', '.join(params)}" for nb, params in declared.items())
+        raise LabError(" ".join(problems) + f"\nValid parameters per notebook:\n{valid}")
+    return {nb: {k: v for k, v in values.items() if k in params} for nb, params in declared.items()}
+
+
+@dataclass
+class LabRun:
+    folder: Path
+    results: dict[str, str] = field(default_factory=dict)  # notebook stem -> ok/failed/skipped
+    failure: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return all(status == "ok" for status in self.results.values())
+
+
+def run(selected: list[Path], values: dict, out: str | Path = "runs", log=print) -> LabRun:
+    """Execute the notebooks in order into a new run folder and write the summary."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    jobs = plan(selected, values)
+    lab = LabRun(new_run_dir(out, "labs"))
+    log(f"run folder: {lab.folder}")
+    for nb, params in jobs.items():
+        number = nb.name[:2]
+        failed_deps = [d for d in DEPENDS_ON.get(number, ()) if lab.results.get(_stem(jobs, d)) in ("failed", "skipped")]
+        if failed_deps:
+            lab.results[nb.stem] = "skipped"
+            log(f"[skip] {nb.stem}: depends on failed notebook(s) {failed_deps}")
+            continue
+        if "output_dir" in parameters(nb):
+            params = {**params, "output_dir": str(lab.folder / nb.stem)}
+        executed = lab.folder / nb.name
+        log(f"[run ] {nb.stem} {params}")
+        start = time.perf_counter()
+        try:
+            papermill.execute_notebook(str(nb), str(executed), parameters=params, kernel_name="python3",
+                                       cwd=str(nb.parent), progress_bar=True)
+            lab.results[nb.stem] = "ok"
+            log(f"[ ok ] {nb.stem} in {time.perf_counter() - start:.0f} s")
+        except PapermillExecutionError as exc:
+            lab.results[nb.stem] = "failed"
+            lab.failure = (f"{nb.stem} failed in cell {exc.cell_index} (execution count {exc.exec_count}): "
+                           f"{exc.ename}: {exc.evalue}\n  partial output notebook: {executed}")
+            log(f"[FAIL] {lab.failure}")
+        if executed.exists():
+            _export_html(executed)
+    write_summary(lab)
+    return lab
+
+
+def _stem(jobs, number: str) -> str | None:
+    return next((nb.stem for nb in jobs if nb.name.startswith(number)), None)
+
+
+def _export_html(notebook: Path) -> None:
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    body, _ = HTMLExporter().from_notebook_node(nbformat.read(notebook, as_version=4))
+    notebook.with_suffix(".html").write_text(body)
+
+
+def collect_metrics(folder: Path) -> list[dict]:
+    """One row per model run (any ``metrics.json`` below the lab folder)."""
+    rows = []
+    for path in sorted(folder.glob("*/**/metrics.json")):
+        m = json.loads(path.read_text())
+        rows.append({"notebook": path.relative_to(folder).parts[0], "run": path.parent.name,
+                     "model": m.get("model", ""), "dataset": m.get("dataset", ""),
+                     "accuracy": m.get("accuracy"), "macro_f1": m.get("macro_f1"),
+                     "train_seconds": m.get("train_seconds")})
+    return rows
+
+
+def write_summary(lab: LabRun) -> str:
+    rows = collect_metrics(lab.folder)
+    write_json(lab.folder / "summary.json", {"notebooks": lab.results, "runs": rows, "failure": lab.failure})
+    lines = ["| notebook | status |", "|---|---|"] + [f"| {nb} | {s} |" for nb, s in lab.results.items()]
+    if rows:
+        lines += ["", "| notebook | model | dataset | accuracy | macro F1 | train s |", "|---|---|---|---|---|---|"]
+        lines += [f"| {r['notebook']} | {r['model']} | {r['dataset']} | {r['accuracy']:.4f} | "
+                  f"{r['macro_f1']:.4f} | {r['train_seconds']} |" for r in rows]
+    text = "\n".join(lines) + "\n"
+    (lab.folder / "summary.md").write_text(text)
+    return text

@@ -1,0 +1,85 @@
+"""Lab 1 models on tiny synthetic data: few epochs, but only correct code passes."""
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from bloodcells.data import load_npz
+from bloodcells.data.synthetic import write_bloodmnist_like
+from bloodcells.models import cnn
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    """About 1,000 synthetic images (6% of BloodMNIST's sizes), through the real npz loader."""
+    folder = write_bloodmnist_like(tmp_path_factory.mktemp("syn"), seed=2, fraction=0.06).parent
+    return load_npz(folder / "bloodmnist.npz", size=28)
+
+
+@pytest.mark.parametrize("model", cnn.MODELS)
+def test_models_learn_well_above_chance(small, model):
+    result = cnn.train(small, model, epochs=4, batch_size=32, seed=0, verbose=0)
+    _, summary = cnn.evaluate(result, small)
+    assert result.history["loss"][-1] < result.history["loss"][0]
+    assert summary["accuracy"] > 0.5  # chance is 1/8; the majority class is 19%
+
+
+def test_seed_architecture_matches_the_report():
+    model = cnn.build_model("seed", (28, 28, 3), 8)
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds == ["Conv2D", "MaxPooling2D", "Conv2D", "MaxPooling2D", "Flatten", "Dense", "Dense"]
+    assert model.layers[-1].activation.__name__ == "softmax" and model.output_shape == (None, 8)
+    assert not any("BatchNormalization" in k for k in kinds)
+
+
+@pytest.mark.parametrize("size", [64, 128])
+def test_improved_model_scales_with_image_size(size):
+    model = cnn.build_model("improved", (size, size, 3), 8)
+    assert model.output_shape == (None, 8)
+    pooled = [layer for layer in model.layers if isinstance(layer, keras.layers.MaxPooling2D)]
+    assert size // 2 ** len(pooled) in (7, 8)
+
+
+def test_early_stopping_restores_best_weights(small):
+    """A learning rate this high makes val loss bounce; the model kept must be the best epoch's."""
+    result = cnn.train(small, "seed", epochs=6, learning_rate=0.02, patience=2, seed=1, verbose=0)
+    x, y = cnn.normalize_images(small.images["val"]), cnn.one_hot(small.labels["val"], 8)
+    val_loss = result.model.evaluate(x, y, verbose=0)[0]
+    assert val_loss == pytest.approx(min(result.history["val_loss"]), rel=1e-3)
+    assert result.best_epoch == int(np.argmin(result.history["val_loss"])) + 1
+
+
+def test_same_seed_same_metrics(small):
+    runs = [cnn.train(small, "improved", epochs=2, seed=7, max_train_samples=300, verbose=0) for _ in range(2)]
+    assert runs[0].history == runs[1].history
+
+
+def test_run_folder_is_complete_and_model_reloads(small, tmp_path):
+    result = cnn.run_experiment(small, "seed", tmp_path, epochs=2, seed=0, verbose=0)
+    folder = result.folder
+    assert folder.parent == tmp_path and folder.name.startswith("cnn-seed-")
+    for name in ("model.keras", "predictions.npz", "history.json", "params.json", "metrics.json"):
+        assert (folder / name).is_file(), name
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["n_test"] == len(small.labels["test"]) and metrics["synthetic"] is True
+    with np.load(folder / "predictions.npz") as npz:
+        assert npz["probabilities"].shape == (len(small.labels["test"]), 8)
+        assert np.array_equal(npz["labels"], small.labels["test"])
+        assert list(npz["class_names"]) == small.class_names
+    reloaded = keras.models.load_model(folder / "model.keras")
+    np.testing.assert_allclose(cnn.predict_proba(reloaded, small.images["test"]),
+                               cnn.predict_proba(result.model, small.images["test"]), atol=1e-6)
+    second = cnn.run_experiment(small, "seed", tmp_path, epochs=1, seed=0, verbose=0)
+    assert second.folder != folder and (folder / "model.keras").is_file()  # never overwritten
+
+
+def test_tta_views_are_the_dihedral_group():
+    x = np.arange(2 * 4 * 4 * 3, dtype=np.float32).reshape(2, 4, 4, 3)
+    views = {cnn.dihedral(x, k, f).numpy().tobytes() for k in range(4) for f in (False, True)}
+    assert len(views) == 8
+
+
+def test_unknown_model():
+    with pytest.raises(ValueError, match="model must be one of"):
+        cnn.build_model("resnet", (28, 28, 3), 8)
