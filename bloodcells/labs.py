@@ -139,7 +139,7 @@ def run(selected: list[Path], values: dict, out: str | Path = "runs", log=print)
             log(f"[skip] {nb.stem}: depends on failed notebook(s) {failed_deps}")
             continue
         if "output_dir" in parameters(nb):
-            params = {**params, "output_dir": str(lab.folder / nb.stem)}
+            params = {**params, "output_dir": str((lab.folder / nb.stem).resolve())}  # kernels run in notebooks/
         executed = lab.folder / nb.name
         log(f"[run ] {nb.stem} {params}")
         start = time.perf_counter()
