@@ -1,4 +1,4 @@
-"""``bloodcells labs list|run``: the instructor's command line."""
+"""``bloodcells labs list|run|sweep``: the instructor's command line."""
 from __future__ import annotations
 
 import argparse
@@ -28,6 +28,15 @@ def _run(args) -> int:
     return 0
 
 
+def _sweep(args) -> int:
+    from bloodcells import sweeps
+
+    folder, table = sweeps.sweep(sweeps.load_spec(args.grid), args.out, args.jobs, args.scheduler)
+    print(table.drop(columns="lab_folder").to_markdown(index=False))
+    print(f"\nComparison table: {folder / 'comparison.md'} (and .csv)")
+    return 0 if (table["status"] == "ok").all() else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bloodcells", description="bloodcells course kit")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -40,6 +49,12 @@ def main(argv: list[str] | None = None) -> int:
     run_parser.add_argument("-f", "--file", action="append", default=[], metavar="PARAMS.yaml")
     run_parser.add_argument("--out", default="runs", help="folder for the new run folder (default: runs)")
     run_parser.set_defaults(func=_run)
+    sweep_parser = lab_sub.add_parser("sweep", help="run many parameter sets in parallel, then compare")
+    sweep_parser.add_argument("grid", help="YAML with notebooks, base, grid and/or runs")
+    sweep_parser.add_argument("--jobs", type=int, default=2, help="runs in flight at once (default 2)")
+    sweep_parser.add_argument("--scheduler", help="address of an existing Dask scheduler, e.g. tcp://host:8786")
+    sweep_parser.add_argument("--out", default="runs", help="folder for the new sweep folder (default: runs)")
+    sweep_parser.set_defaults(func=_sweep)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

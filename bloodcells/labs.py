@@ -184,13 +184,14 @@ def collect_metrics(folder: Path) -> list[dict]:
 
 
 def write_summary(lab: LabRun) -> str:
+    import pandas as pd
+
     rows = collect_metrics(lab.folder)
     write_json(lab.folder / "summary.json", {"notebooks": lab.results, "runs": rows, "failure": lab.failure})
-    lines = ["| notebook | status |", "|---|---|"] + [f"| {nb} | {s} |" for nb, s in lab.results.items()]
+    status = pd.DataFrame({"notebook": list(lab.results), "status": list(lab.results.values())})
+    text = status.to_markdown(index=False) + "\n"
     if rows:
-        lines += ["", "| notebook | model | dataset | accuracy | macro F1 | train s |", "|---|---|---|---|---|---|"]
-        lines += [f"| {r['notebook']} | {r['model']} | {r['dataset']} | {r['accuracy']:.4f} | "
-                  f"{r['macro_f1']:.4f} | {r['train_seconds']} |" for r in rows]
-    text = "\n".join(lines) + "\n"
+        metrics = pd.DataFrame(rows).drop(columns="run").round(4)
+        text += "\n" + metrics.to_markdown(index=False) + "\n"
     (lab.folder / "summary.md").write_text(text)
     return text

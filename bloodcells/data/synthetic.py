@@ -7,6 +7,7 @@ real loading code runs on them. Everything made from them is labelled SYNTHETIC.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -156,7 +157,7 @@ def write_bloodmnist_like(folder: str | Path, size: int = 28, seed: int = 0, fra
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / file_name(size)
-    tmp = path.with_suffix(".tmp.npz")
+    tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")  # parallel lab runs may build the same cache
     np.savez_compressed(tmp, **make_bloodmnist_like(size, seed, fraction))
     tmp.replace(path)  # atomic: a half-written cache never looks complete
     return path

@@ -12,10 +12,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import keras  # importing this module imports bloodcells first, which quiets TensorFlow
 import numpy as np
-
-import bloodcells  # noqa: F401  (quiets TensorFlow before it is imported)
-import keras
 import tensorflow as tf
 
 from bloodcells import metrics as M

@@ -1,0 +1,109 @@
+"""Class-scale lab sweeps: many parameter sets (one seed per student, epochs x learning rate),
+each a full lab run in its own process, then one comparison table.
+
+Runs go to local processes, or to an existing Dask cluster (``scheduler="tcp://host:8786"``)
+when one machine is not enough. At most ``jobs`` runs are in flight at once either way.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from bloodcells import labs
+from bloodcells.runs import new_run_dir
+
+
+def load_spec(path: str | Path) -> dict:
+    """Read a sweep file: ``notebooks`` (optional), ``base`` parameters, and ``grid`` (every
+    combination of its lists) and/or ``runs`` (an explicit list of parameter sets)."""
+    spec = yaml.safe_load(Path(path).read_text()) or {}
+    if not isinstance(spec, dict) or not ({"grid", "runs"} & set(spec)):
+        raise labs.LabError(f"{path}: a sweep needs a 'grid' mapping of lists and/or a 'runs' list")
+    unknown = set(spec) - {"notebooks", "base", "grid", "runs"}
+    if unknown:
+        raise labs.LabError(f"{path}: unknown keys {sorted(unknown)}; use notebooks, base, grid, runs")
+    return spec
+
+
+def parameter_sets(spec: dict) -> list[dict]:
+    base = spec.get("base") or {}
+    grid = spec.get("grid") or {}
+    bad = [k for k, v in grid.items() if not isinstance(v, list) or not v]
+    if bad:
+        raise labs.LabError(f"grid values must be non-empty lists; fix {bad}")
+    sets = [dict(zip(grid, combo)) for combo in itertools.product(*grid.values())] if grid else []
+    sets += list(spec.get("runs") or [])
+    return [{**base, **s} for s in sets]
+
+
+def _run_one(selected: list[str], values: dict, out: str) -> dict:
+    """One lab run, in a worker process; returns its summary (plain data, picklable)."""
+    lab = labs.run([Path(p) for p in selected], values, out, log=lambda *a: None)
+    return {"folder": str(lab.folder), "ok": lab.ok, "failure": lab.failure}
+
+
+def sweep(spec: dict, out: str | Path = "runs", jobs: int = 2, scheduler: str | None = None,
+          log=print) -> tuple[Path, pd.DataFrame]:
+    """Run every parameter set (validated up front) and write ``comparison.csv``/``.md``."""
+    selected = labs.select(spec.get("notebooks"))
+    sets = parameter_sets(spec)
+    for values in sets:
+        labs.plan(selected, values)  # reject bad names or types before anything runs
+    folder = new_run_dir(out, "sweep")
+    log(f"sweep of {len(sets)} runs into {folder} ({'dask ' + scheduler if scheduler else f'{jobs} processes'})")
+    with _executor(jobs, scheduler) as executor:
+        pending, results = {}, {}
+        for i, values in enumerate(sets):
+            if len(pending) >= jobs:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    results[pending.pop(future)] = future.result()
+            run_out = str((folder / f"run{i:03d}").resolve())
+            pending[executor.submit(_run_one, [str(p) for p in selected], values, run_out)] = i
+        for future in wait(pending).done:
+            results[pending[future]] = future.result()
+    table = comparison(sets, [results[i] for i in range(len(sets))])
+    table.to_csv(folder / "comparison.csv", index=False)
+    (folder / "comparison.md").write_text(table.to_markdown(index=False) + "\n")
+    return folder, table
+
+
+class _executor:
+    """A concurrent.futures executor: local processes, or a Dask cluster's executor."""
+
+    def __init__(self, jobs: int, scheduler: str | None):
+        self.jobs, self.scheduler, self.client = jobs, scheduler, None
+
+    def __enter__(self):
+        if self.scheduler is None:
+            self.executor = ProcessPoolExecutor(max_workers=self.jobs)
+            return self.executor
+        from dask.distributed import Client
+
+        self.client = Client(self.scheduler, timeout="10s")
+        return self.client.get_executor(pure=False)
+
+    def __exit__(self, *exc):
+        if self.client is not None:
+            self.client.close()
+        else:
+            self.executor.shutdown()
+
+
+def comparison(sets: list[dict], results: list[dict]) -> pd.DataFrame:
+    """One row per model run of each parameter set: the parameters, then the key metrics."""
+    rows = []
+    for values, result in zip(sets, results):
+        summary = json.loads((Path(result["folder"]) / "summary.json").read_text())
+        params = {k: (json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in values.items()}
+        status = "ok" if result["ok"] else "failed"
+        for run in summary["runs"] or [{}]:
+            rows.append({**params, "status": status, "model": run.get("model", ""),
+                         "accuracy": run.get("accuracy"), "macro_f1": run.get("macro_f1"),
+                         "lab_folder": result["folder"]})
+    return pd.DataFrame(rows)

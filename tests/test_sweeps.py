@@ -1,0 +1,54 @@
+"""Sweeps: grid expansion, validation before running, and real parallel runs of notebook 01
+in local processes and on a Dask LocalCluster bound to loopback."""
+import pandas as pd
+import pytest
+
+from bloodcells import cli, labs, sweeps
+
+
+def test_grid_and_runs_expand_over_base():
+    spec = {"base": {"quick": True}, "grid": {"seed": [0, 1], "epochs": [2, 3]}, "runs": [{"seed": 9}]}
+    sets = sweeps.parameter_sets(spec)
+    assert len(sets) == 5 and all(s["quick"] for s in sets)
+    assert {"seed": 1, "epochs": 3, "quick": True} in sets and sets[-1] == {"quick": True, "seed": 9}
+
+
+def test_bad_specs_are_rejected(tmp_path):
+    path = tmp_path / "g.yaml"
+    path.write_text("seeds: [1, 2]\n")
+    with pytest.raises(labs.LabError, match="needs a 'grid'"):
+        sweeps.load_spec(path)
+    with pytest.raises(labs.LabError, match="non-empty lists"):
+        sweeps.parameter_sets({"grid": {"seed": 3}})
+
+
+def test_bad_parameter_rejected_before_any_run(tmp_path):
+    with pytest.raises(labs.LabError, match="unknown parameter"):
+        sweeps.sweep({"notebooks": ["01"], "grid": {"sead": [1]}}, tmp_path)
+    assert not list(tmp_path.iterdir())
+
+
+def _check(folder, table):
+    assert len(table) == 2 and (table["status"] == "ok").all()
+    assert sorted(table["seed"]) == [0, 1]
+    assert len({*table["lab_folder"]}) == 2  # each run in its own folder
+    assert pd.read_csv(folder / "comparison.csv").shape[0] == 2 and (folder / "comparison.md").is_file()
+
+
+def test_sweep_in_local_processes(tmp_path):
+    spec = {"notebooks": ["01"], "base": {"data": "synthetic", "examples_per_class": 2}, "grid": {"seed": [0, 1]}}
+    _check(*sweeps.sweep(spec, tmp_path, jobs=2, log=lambda *a: None))
+
+
+def test_sweep_on_a_dask_cluster(tmp_path, capsys):
+    distributed = pytest.importorskip("dask.distributed")
+    grid = tmp_path / "grid.yaml"
+    grid.write_text("notebooks: ['01']\nbase: {data: synthetic, examples_per_class: 2}\ngrid: {seed: [0, 1]}\n")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1",
+                                  dashboard_address=None, processes=True) as cluster:
+        code = cli.main(["labs", "sweep", str(grid), "--scheduler", cluster.scheduler_address,
+                         "--out", str(tmp_path / "out")])
+    assert code == 0
+    assert "Comparison table" in capsys.readouterr().out
+    (folder,) = (tmp_path / "out").iterdir()
+    _check(folder, pd.read_csv(folder / "comparison.csv"))
