@@ -65,3 +65,28 @@ def test_smoke_run_of_every_notebook(tmp_path):
         # quick mode: 2,000 images, 3 epochs. Chance is 12.5%; both models land far above it.
         assert row["accuracy"] > 0.6 and 0 < row["macro_f1"] <= 1
     assert re.search(r"\| 02_cnn_keras +\| ok +\|", (lab.folder / "summary.md").read_text())
+
+
+def _notebook(path, *sources):
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    cells = [new_code_cell(src) for src in sources]
+    cells[0].metadata["tags"] = ["parameters"]
+    nb = new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
+def test_failure_names_cell_and_skips_dependants(tmp_path, capsys):
+    book = tmp_path / "book"
+    book.mkdir()
+    failing = _notebook(book / "02_train.ipynb", "epochs = 1", "x = 1", "raise RuntimeError('boom')")
+    reader = _notebook(book / "04_errors.ipynb", "output_dir = 'runs'", "print('should not run')")
+    lab = labs.run([failing, reader], {"epochs": 2}, tmp_path / "out", log=print)
+    assert not lab.ok and lab.results == {"02_train": "failed", "04_errors": "skipped"}
+    assert "02_train failed in cell" in lab.failure and "RuntimeError: boom" in lab.failure
+    assert (lab.folder / "02_train.ipynb").is_file()  # the partial output is kept
+    assert not (lab.folder / "04_errors.ipynb").exists()
+    assert "[skip] 04_errors" in capsys.readouterr().out
