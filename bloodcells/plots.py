@@ -4,6 +4,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
+from matplotlib.ticker import MaxNLocator
 
 from bloodcells.metrics import _labels, classification_table, confusion
 
@@ -82,6 +83,7 @@ def training_curves(history: dict, title: str = "Training curves"):
         if phases and len(set(phases)) > 1:
             ax.axvline(phases.index(phases[-1]) + 0.5, color="black", linestyle=":", label="unfreeze")
         ax.set(xlabel="epoch", ylabel=metric, title=metric)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend()
     fig.suptitle(title)
     fig.tight_layout()
