@@ -61,3 +61,13 @@ def test_seed_everything_repeats_numpy_and_rejects_bad_seeds():
     assert np.array_equal(a, np.random.rand(3))
     with pytest.raises(ValueError, match="non-negative integer"):
         seed_everything(-1)
+
+
+def test_seed_everything_seeds_torch_and_fastai_when_imported():
+    import fastai.torch_core  # noqa: F401  (makes seed_everything seed fastai as well)
+    import torch
+
+    seed_everything(11)
+    a = torch.rand(3)
+    seed_everything(11)
+    assert torch.equal(a, torch.rand(3))
