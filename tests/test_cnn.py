@@ -8,6 +8,7 @@ import pytest
 from bloodcells.data import load_npz
 from bloodcells.data.synthetic import write_bloodmnist_like
 from bloodcells.models import cnn
+from bloodcells.runs import load_run
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +71,9 @@ def test_run_folder_is_complete_and_model_reloads(small, tmp_path):
     reloaded = keras.models.load_model(folder / "model.keras")
     np.testing.assert_allclose(cnn.predict_proba(reloaded, small.images["test"]),
                                cnn.predict_proba(result.model, small.images["test"]), atol=1e-6)
+    run = load_run(folder)  # what notebook 04 reads, without TensorFlow
+    assert run["class_names"] == small.class_names and run["metrics"]["model"] == "seed"
+    assert run["images"].shape == small.images["test"].shape and len(run["history"]["loss"]) == 2
     second = cnn.run_experiment(small, "seed", tmp_path, epochs=1, seed=0, verbose=0)
     assert second.folder != folder and (folder / "model.keras").is_file()  # never overwritten
 
