@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import json
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -73,26 +74,17 @@ def sweep(spec: dict, out: str | Path = "runs", jobs: int = 2, scheduler: str | 
     return folder, table
 
 
-class _executor:
+@contextmanager
+def _executor(jobs: int, scheduler: str | None):
     """A concurrent.futures executor: local processes, or a Dask cluster's executor."""
+    if scheduler is None:
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            yield pool
+        return
+    from dask.distributed import Client
 
-    def __init__(self, jobs: int, scheduler: str | None):
-        self.jobs, self.scheduler, self.client = jobs, scheduler, None
-
-    def __enter__(self):
-        if self.scheduler is None:
-            self.executor = ProcessPoolExecutor(max_workers=self.jobs)
-            return self.executor
-        from dask.distributed import Client
-
-        self.client = Client(self.scheduler, timeout="10s")
-        return self.client.get_executor(pure=False)
-
-    def __exit__(self, *exc):
-        if self.client is not None:
-            self.client.close()
-        else:
-            self.executor.shutdown()
+    with Client(scheduler, timeout="10s") as client:
+        yield client.get_executor(pure=False)
 
 
 def comparison(sets: list[dict], results: list[dict]) -> pd.DataFrame:
