@@ -73,7 +73,8 @@ def training_curves(history: dict, title: str = "Training curves"):
     epochs = np.arange(1, len(history["loss"]) + 1)
     fig, axes = plt.subplots(1, 2, figsize=(12, 4))
     for ax, metric in zip(axes, ("loss", "accuracy")):
-        ax.plot(epochs, history[metric], marker="o", label=f"train {metric}")
+        if metric in history:  # fastai records validation accuracy only
+            ax.plot(epochs, history[metric], marker="o", label=f"train {metric}")
         if f"val_{metric}" in history:
             ax.plot(epochs, history[f"val_{metric}"], marker="o", label=f"val {metric}")
         if "val_loss" in history:
@@ -103,14 +104,21 @@ def per_class_bars(y_true, y_pred, class_names: list[str], title: str = "Per-cla
 
 
 def prediction_grid(images, y_true, probabilities, class_names: list[str], n: int = 16, seed: int = 0,
-                    title: str = "Sample predictions"):
-    """Random test images with true and predicted class and confidence; mistakes in red."""
+                    title: str = "Sample predictions", indices=None):
+    """Test images with true and predicted class and confidence; mistakes in red.
+
+    ``indices`` picks the images (in that order, e.g. the most confident mistakes); otherwise
+    ``n`` are drawn at random. ``images`` is an array or any sequence indexable by those indices.
+    """
     probabilities = np.asarray(probabilities)
     y_true, y_pred = _labels(y_true), probabilities.argmax(axis=1)
-    idx = np.random.default_rng(seed).choice(len(y_true), size=min(n, len(y_true)), replace=False)
+    if indices is None:
+        idx = np.random.default_rng(seed).choice(len(y_true), size=min(n, len(y_true)), replace=False)
+    else:
+        idx = np.asarray(indices, dtype=int)[:n]
     cols = 4
-    fig, axes = plt.subplots(int(np.ceil(len(idx) / cols)), cols, figsize=(cols * 2.6, np.ceil(len(idx) / cols) * 2.8),
-                             squeeze=False)
+    rows = max(1, int(np.ceil(len(idx) / cols)))
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 2.6, rows * 2.8), squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
     for ax, i in zip(axes.ravel(), idx):
@@ -122,3 +130,33 @@ def prediction_grid(images, y_true, probabilities, class_names: list[str], n: in
     fig.tight_layout()
     return fig
 
+
+def reliability_diagram(table, ece: float, title: str = "Reliability diagram"):
+    """Accuracy against mean confidence per confidence bin (``analysis.calibration``'s table);
+    bars below the diagonal are over-confident. Bin sizes are printed on the bars."""
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    used = table[table["count"] > 0]
+    centres, width = (used["low"] + used["high"]) / 2, used["high"] - used["low"]
+    ax.bar(centres, used["accuracy"], width=width, edgecolor="black", alpha=0.7, label="accuracy")
+    ax.plot([0, 1], [0, 1], "k--", label="perfect calibration")
+    for x, y, count in zip(centres, used["accuracy"], used["count"]):
+        ax.text(x, y + 0.01, str(count), ha="center", fontsize=7)
+    ax.set(xlim=(0, 1), ylim=(0, 1.05), xlabel="confidence (top-1 probability)", ylabel="accuracy",
+           title=f"{title}\nECE = {ece:.3f}")
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def confidence_histograms(y_true, probabilities, title: str = "Confidence of right and wrong predictions"):
+    """Top-1 confidence for correct and for wrong predictions: a useful model is unsure when wrong."""
+    probabilities = np.asarray(probabilities)
+    confidence = probabilities.max(axis=1)
+    correct = probabilities.argmax(axis=1) == _labels(y_true)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    for ax, mask, name, colour in ((axes[0], correct, "right", "tab:green"), (axes[1], ~correct, "wrong", "tab:red")):
+        ax.hist(confidence[mask], bins=np.linspace(0, 1, 21), color=colour)
+        ax.set(xlabel="confidence", ylabel="images", title=f"{name} ({int(mask.sum())})")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

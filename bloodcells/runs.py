@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bloodcells.data.folders import read_rgb
+
 
 def new_run_dir(base: str | Path, name: str) -> Path:
     """Create ``base/<name>-YYYYmmdd-HHMMSS[-N]`` and return it; an existing folder is never reused."""
@@ -49,15 +51,23 @@ def save_predictions(folder: str | Path, probabilities, labels, class_names, ima
     return path
 
 
+def run_image(run: dict, index: int, size: int | None = None) -> np.ndarray:
+    """One test image of a loaded run: stored pixels (lab 1) or its file read back (lab 2)."""
+    if "images" in run:
+        return run["images"][index]
+    return read_rgb(run["files"][index], size)
+
+
 def load_run(folder: str | Path) -> dict:
-    """A run folder's metrics, parameters, history and predictions as plain Python/NumPy."""
+    """A run folder's metrics, parameters, history, external-validation results (``{}`` where a
+    file is absent) and predictions, as plain Python/NumPy."""
     folder = Path(folder)
     if not (folder / "predictions.npz").is_file():
         raise FileNotFoundError(f"{folder} is not a run folder (no predictions.npz); run notebook 02 or 03 first")
     with np.load(folder / "predictions.npz", allow_pickle=False) as npz:
         run = {key: npz[key] for key in npz.files}
     run["class_names"] = [str(c) for c in run["class_names"]]
-    for name in ("metrics", "params", "history"):
+    for name in ("metrics", "params", "history", "external"):
         path = folder / f"{name}.json"
         run[name] = json.loads(path.read_text()) if path.is_file() else {}
     run["folder"] = folder

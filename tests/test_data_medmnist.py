@@ -23,7 +23,7 @@ def test_synthetic_flag_is_read_and_shown(npz_factory):
 
 
 def test_missing_file_offline_names_file_url_md5_and_folder(tmp_path, monkeypatch):
-    monkeypatch.setattr(medmnist_io, "_online", lambda url, timeout=3.0: False)
+    monkeypatch.setattr(medmnist_io, "online", lambda url, timeout=3.0: False)
     with pytest.raises(DataUnavailable) as err:
         load_bloodmnist(tmp_path / "nowhere")
     message = str(err.value)
@@ -99,7 +99,7 @@ def test_env_var_root(monkeypatch, npz_factory):
 
 
 def test_auto_falls_back_to_synthetic_with_a_warning(tmp_path, monkeypatch):
-    monkeypatch.setattr(medmnist_io, "_online", lambda url, timeout=3.0: False)
+    monkeypatch.setattr(medmnist_io, "online", lambda url, timeout=3.0: False)
     monkeypatch.setattr(medmnist_io, "candidate_roots", lambda root=None: [tmp_path])
     monkeypatch.setattr("bloodcells.data.synthetic.kit_data_dir", lambda: tmp_path)
     monkeypatch.setattr("bloodcells.data.synthetic.BLOODMNIST_SPLIT_SIZES", {"train": 80, "val": 16, "test": 16})

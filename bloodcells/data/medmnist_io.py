@@ -1,17 +1,16 @@
 """BloodMNIST in medmnist's own file layout: find, download, load and validate the npz."""
 from __future__ import annotations
 
-import socket
 import warnings
 import zipfile
 from pathlib import Path
-from urllib.parse import urlparse
 
 import numpy as np
 
 from bloodcells.data.dataset import SPLITS, ImageDataset
 from bloodcells.data.errors import DataError
 from bloodcells.data.locations import env_data_dir, kit_data_dir, medmnist_default_root
+from bloodcells.network import online
 
 FLAG = "bloodmnist"
 SIZES = (28, 64, 128, 224)
@@ -72,15 +71,6 @@ def find_file(root: str | Path | None = None, size: int = 28) -> Path | None:
     return None
 
 
-def _online(url: str, timeout: float = 3.0) -> bool:
-    host = urlparse(url).hostname
-    try:
-        socket.create_connection((host, 443), timeout=timeout).close()
-        return True
-    except OSError:
-        return False
-
-
 def _missing_message(folder: Path, size: int, why: str) -> str:
     url, md5 = source_url(size)
     return (
@@ -95,7 +85,7 @@ def download(root: str | Path | None = None, size: int = 28) -> Path:
     """Download through medmnist's own code, after a quick check that its host answers."""
     folder = candidate_roots(root)[0]
     url, _ = source_url(size)
-    if not _online(url):
+    if not online(url):
         raise DataUnavailable(_missing_message(folder, size, "Offline (the download host does not answer)"))
     folder.mkdir(parents=True, exist_ok=True)
     import medmnist

@@ -1,0 +1,146 @@
+"""Lab 2: backbones and their weights, freezing, two-phase training, run folders, external sets."""
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from skimage.data import coffee
+
+from bloodcells.data.errors import DataError
+from bloodcells.data.folders import split_folder
+from bloodcells.data.synthetic import write_class_folders
+from bloodcells.models import backbones, transfer
+from bloodcells.runs import load_run
+
+CLASSES = ["basophil", "eosinophil", "lymphocyte", "monocyte", "neutrophil"]
+SMALL = dict(image_size=48, batch_size=16, epochs_frozen=3, epochs_unfrozen=2, lr_frozen=3e-3)
+
+
+@pytest.fixture(scope="module")
+def split(tmp_path_factory):
+    """40 synthetic cells per class: learnable, and a few seconds an epoch at 48 pixels."""
+    folder = write_class_folders(tmp_path_factory.mktemp("wbc") / "wbc5", CLASSES, per_class=40, size=64, seed=5)
+    return split_folder(folder)
+
+
+@pytest.fixture(scope="module")
+def trained(split, tmp_path_factory):
+    return transfer.run_experiment(split, output_dir=tmp_path_factory.mktemp("runs"), **SMALL)
+
+
+def test_lite0_imagenet_weights_are_real(tmp_path):
+    """The whole ImageNet network calls scikit-image's coffee photo an espresso (class 967)."""
+    model = backbones.imagenet_classifier("efficientnet_lite0")
+    photo = Image.fromarray(coffee())  # 400 x 600
+    photo = photo.resize((photo.width * 224 // photo.height, 224), Image.Resampling.BILINEAR)
+    left = (photo.width - 224) // 2
+    pixels = np.asarray(photo.crop((left, 0, left + 224, 224)), np.float32) / 255
+    mean, std = backbones.LITE0_STATS
+    x = torch.from_numpy((pixels - mean) / std).permute(2, 0, 1)[None].float()
+    with torch.no_grad():
+        probs = model(x).softmax(1)[0]
+    assert int(probs.argmax()) == 967
+    assert float(probs[967]) > 0.5
+
+
+def test_lite0_body_gives_a_feature_map():
+    net = backbones.backbone("efficientnet_lite0")
+    assert net.n_features == 1280 and net.stats == backbones.LITE0_STATS
+    with torch.no_grad():
+        assert net.body.eval()(torch.zeros(1, 3, 64, 64)).shape == (1, 1280, 2, 2)
+
+
+def test_resnet18_offline_fails_fast_and_says_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setattr(backbones, "online", lambda url, timeout=3.0: False)
+    with pytest.raises(backbones.WeightsUnavailable) as err:
+        backbones.backbone("resnet18")
+    message = str(err.value)
+    assert "resnet18-f37072fd.pth" in message and str(tmp_path) in message
+    assert "efficientnet_lite0" in message
+    # Random weights only when asked for, and then no file is needed.
+    assert backbones.backbone("resnet18", pretrained=False).n_features == 512
+
+
+def test_unknown_backbone_and_parameters(split):
+    with pytest.raises(ValueError, match="efficientnet_lite0"):
+        backbones.backbone("vgg")
+    with pytest.raises(TypeError, match="epochs_frozen"):
+        transfer.train(split, epochs_frozn=1)
+
+
+def _snapshot(module):
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def _changed(before, module):
+    return {k for k, v in module.state_dict().items() if not torch.equal(before[k], v)}
+
+
+def test_phase_one_trains_only_the_head_and_phase_two_the_body(split, tmp_path):
+    learn = transfer.build_learner(split, image_size=48, batch_size=16)
+    learn.path = tmp_path
+    body, head = learn.model[0], learn.model[1]
+    body_before, head_before = _snapshot(body), _snapshot(head)
+    transfer.fit_phase(learn, epochs=1, lr=1e-3, patience=1, tag="frozen")
+    changed = _changed(body_before, body)
+    assert changed and all(k.endswith(("running_mean", "running_var", "num_batches_tracked")) for k in changed)
+    assert any(k.endswith("weight") for k in _changed(head_before, head))
+    learn.unfreeze()
+    transfer.fit_phase(learn, epochs=1, lr=1e-4, patience=1, tag="unfrozen")
+    changed = _changed(body_before, body)
+    assert {"conv_stem.weight", "bn1.weight", "conv_head.weight"} <= changed
+
+
+def test_two_phases_learn_well_above_chance(trained, split):
+    phases = trained.history["phase"]
+    assert phases[0] == 1 and phases[-1] == 2 and len(phases) == len(trained.history["val_loss"])
+    phase1_val = [v for v, p in zip(trained.history["val_loss"], phases) if p == 1]
+    assert min(phase1_val) < phase1_val[0]  # the head learns
+    assert trained.metrics["accuracy"] > 0.6  # chance is 0.2
+    assert trained.metrics["n_test"] == len(split.files["test"])
+
+
+def test_run_folder_reloads_and_reproduces_predictions(trained, split):
+    folder = trained.folder
+    for name in ("learner.pkl", "predictions.npz", "history.json", "params.json", "metrics.json"):
+        assert (folder / name).is_file(), name
+    run = load_run(folder)
+    assert run["class_names"] == CLASSES
+    assert run["metrics"]["accuracy"] == trained.metrics["accuracy"]
+    assert run["params"]["epochs_run_frozen"] == trained.history["phase"].count(1)
+    assert list(run["files"]) == [str(f) for f in split.files["test"]]
+    learn = transfer.load(folder)
+    np.testing.assert_allclose(transfer.predict(learn, run["files"]), run["probabilities"], atol=1e-5)
+
+
+def test_same_seed_same_training(split):
+    runs = [transfer.train(split, **{**SMALL, "epochs_frozen": 1, "epochs_unfrozen": 1}) for _ in range(2)]
+    assert runs[0].history["val_loss"] == runs[1].history["val_loss"]
+
+
+def test_external_validation_maps_names_and_reports_the_rest(trained, split, tmp_path):
+    external = tmp_path / "other-lab"
+    for theirs, ours in (("Monocyte", "monocyte"), ("NEUTROPHIL", "neutrophil")):
+        shutil.copytree(split.root / ours, external / theirs)
+    write_class_folders(tmp_path / "extra", ["platelet"], per_class=4, size=64, seed=9)
+    shutil.copytree(tmp_path / "extra" / "platelet", external / "platelet")
+    result = transfer.evaluate_external(trained.learner, external)
+    assert result["class_map"] == {"Monocyte": "monocyte", "NEUTROPHIL": "neutrophil"}
+    assert result["unmapped"] == {"platelet": 4}
+    assert result["n_images"] == 80 and set(result["recall_per_class"]) == {"monocyte", "neutrophil"}
+    assert result["accuracy"] > 0.5
+    assert result["n_correct"] == round(result["accuracy"] * 80)
+
+    only_mono = transfer.evaluate_external(trained.learner, external, class_map={"Monocyte": "monocyte"})
+    assert only_mono["n_images"] == 40 and only_mono["unmapped"] == {"NEUTROPHIL": 40, "platelet": 4}
+    transfer.save_external(trained.folder, "other-lab", only_mono)
+    saved = load_run(trained.folder)["external"]["other-lab"]
+    assert saved["n_images"] == 40 and saved["unmapped"] == {"NEUTROPHIL": 40, "platelet": 4}
+    with pytest.raises(ValueError, match="not classes of this model"):
+        transfer.evaluate_external(trained.learner, external, class_map={"platelet": "thrombocyte"})
+    with pytest.raises(DataError, match="does not have"):
+        transfer.evaluate_external(trained.learner, external, class_map={"Lymph": "lymphocyte"})
+    with pytest.raises(DataError, match="class_map"):
+        transfer.evaluate_external(trained.learner, external, class_map={})
