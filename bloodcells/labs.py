@@ -138,8 +138,11 @@ def run(selected: list[Path], values: dict, out: str | Path = "runs", log=print)
             lab.results[nb.stem] = "skipped"
             log(f"[skip] {nb.stem}: depends on failed notebook(s) {failed_deps}")
             continue
-        if "output_dir" in parameters(nb):
+        declared = parameters(nb)
+        if "output_dir" in declared:
             params = {**params, "output_dir": str((lab.folder / nb.stem).resolve())}  # kernels run in notebooks/
+        if "runs_root" in declared:  # notebook 04 analyses this lab's runs unless told otherwise
+            params = {"runs_root": str(lab.folder.resolve()), **params}
         executed = lab.folder / nb.name
         log(f"[run ] {nb.stem} {params}")
         start = time.perf_counter()

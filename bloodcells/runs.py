@@ -58,6 +58,38 @@ def run_image(run: dict, index: int, size: int | None = None) -> np.ndarray:
     return read_rgb(run["files"][index], size)
 
 
+class RunImages:
+    """The test images of a loaded run as a lazy sequence: files are read only when indexed."""
+
+    def __init__(self, run: dict, size: int | None = 96):
+        self.run, self.size = run, size
+
+    def __len__(self) -> int:
+        return len(self.run["labels"])
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        return run_image(self.run, int(index), self.size)
+
+
+def find_runs(root: str | Path) -> list[Path]:
+    """Every run folder (one holding predictions.npz) below ``root``, oldest first."""
+    return sorted((p.parent for p in Path(root).rglob("predictions.npz")), key=lambda p: p.stat().st_mtime)
+
+
+def latest_runs(root: str | Path) -> list[Path]:
+    """The newest run folder of each model (``metrics.json``'s model) below ``root``."""
+    newest = {}
+    for folder in find_runs(root):
+        metrics = folder / "metrics.json"
+        model = json.loads(metrics.read_text()).get("model", folder.name) if metrics.is_file() else folder.name
+        newest.pop(model, None)  # re-insert: the dict ends in order of each model's newest run
+        newest[model] = folder
+    if not newest:
+        raise FileNotFoundError(f"no run folders (with predictions.npz) under {Path(root).resolve()}; "
+                                "run notebooks 02 and 03 first, or name the run folders to analyse")
+    return list(newest.values())
+
+
 def load_run(folder: str | Path) -> dict:
     """A run folder's metrics, parameters, history, external-validation results (``{}`` where a
     file is absent) and predictions, as plain Python/NumPy."""

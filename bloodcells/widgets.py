@@ -1,12 +1,14 @@
 """Notebook widgets for browsing images and mistakes (ipywidgets 8 only, no front-end build).
 
 A page turn re-encodes only the thumbnails on that page, into a fixed set of image slots, so
-browsing stays quick on the 17k-image BloodMNIST.
+browsing stays quick on the 17k-image BloodMNIST. The classes hold their widget tree in ``.widget``
+rather than subclassing one (ipywidgets' traits own many attribute names) and display as it.
 """
 from __future__ import annotations
 
 import io
 import math
+from pathlib import Path
 from html import escape
 
 import ipywidgets as W
@@ -27,14 +29,23 @@ def png_bytes(image: np.ndarray, size: int) -> bytes:
     return buffer.getvalue()
 
 
-class ThumbnailPager(W.VBox):
+class _Displayed:
+    """Shows as its ``widget`` in a notebook."""
+
+    widget: W.Widget
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.widget._repr_mimebundle_(**kwargs)
+
+
+class ThumbnailPager(_Displayed):
     """A grid of thumbnail slots with previous/next buttons; clicking a caption picks that image.
 
     ``show(keys, captions, load)``: ``keys`` identify the images, ``load(key)`` returns one as an
     RGB array; only the current page is ever loaded.
     """
 
-    def __init__(self, page_size: int = 24, columns: int = 8, thumb: int = 72, on_pick=None):
+    def __init__(self, page_size: int = 24, columns: int = 8, thumb: int = 80, on_pick=None):
         self.page_size, self.thumb, self.on_pick = page_size, thumb, on_pick
         self.keys, self.captions, self.load, self.page = [], [], None, 0
         self.images = [W.Image(format="png", width=thumb, height=thumb) for _ in range(page_size)]
@@ -48,7 +59,7 @@ class ThumbnailPager(W.VBox):
         self.previous.on_click(lambda _: self.turn(-1))
         self.next.on_click(lambda _: self.turn(+1))
         grid = W.GridBox(self.cells, layout=W.Layout(grid_template_columns=f"repeat({columns}, {thumb + 12}px)"))
-        super().__init__([W.HBox([self.previous, self.next, self.status]), grid])
+        self.widget = W.VBox([W.HBox([self.previous, self.next, self.status]), grid])
 
     @property
     def pages(self) -> int:
@@ -103,10 +114,16 @@ def probability_bars(probabilities, class_names, true: int | None = None) -> str
 
 
 class _Images:
-    """One interface over the kit's image sets: in-memory arrays or a class-folder split."""
+    """One interface over the kit's image sets: in-memory arrays, a class-folder split, or the test
+    images of a saved run (``runs.load_run``)."""
 
     def __init__(self, source):
-        if isinstance(source, ImageDataset):
+        if isinstance(source, dict) and "probabilities" in source:
+            self.splits, self.labels = ["test"], {"test": np.asarray(source["labels"])}
+            self.files = {"test": list(source["files"])} if "files" in source else {}
+            self.arrays = {"test": source["images"]} if "images" in source else None
+            self.title = f"run {Path(str(source.get('folder', ''))).name}"
+        elif isinstance(source, ImageDataset):
             self.splits, self.labels = source.splits, source.labels
             self.files = getattr(source, "files", None) or {}
             self.arrays, self.title = source.images, source.title
@@ -114,8 +131,8 @@ class _Images:
             self.splits, self.labels, self.files, self.arrays = list(source.files), source.labels, source.files, None
             self.title = source.root.name + (" (SYNTHETIC)" if source.synthetic else "")
         else:
-            raise TypeError("ImageExplorer needs an ImageDataset (open_bloodmnist, open_wbc5, load_folder) "
-                            f"or a FolderSplit (split_folder), got {type(source).__name__}")
+            raise TypeError("ImageExplorer needs an ImageDataset (open_bloodmnist, open_wbc5, load_folder), "
+                            f"a FolderSplit (split_folder) or a loaded run (load_run), got {type(source).__name__}")
         self.class_names = list(source.class_names)
 
     def image(self, split: str, index: int, size: int | None = None) -> np.ndarray:
@@ -133,16 +150,19 @@ class _Images:
         return "<br>".join(lines)
 
 
-class ImageExplorer(W.VBox):
+class ImageExplorer(_Displayed):
     """Browse a dataset by split and class, page through thumbnails, enlarge one image.
 
     With ``run`` (a ``runs.load_run`` dict made on this dataset's test split) the test images also
-    show the predicted class and the probability of every class.
+    show the predicted class and the probability of every class. A run alone is a source too:
+    ``ImageExplorer(run)`` browses its test images with their predictions.
     """
 
-    def __init__(self, source, run: dict | None = None, page_size: int = 24, columns: int = 8, thumb: int = 72,
+    def __init__(self, source, run: dict | None = None, page_size: int = 24, columns: int = 8, thumb: int = 80,
                  enlarged: int = 224):
         self.data = _Images(source)
+        if run is None and isinstance(source, dict):
+            run = source
         self.run, self.enlarged_size = run, enlarged
         if run is not None:
             test = self.data.labels.get("test")
@@ -156,11 +176,13 @@ class ImageExplorer(W.VBox):
         self.enlarged = W.Image(format="png", width=enlarged, height=enlarged)
         self.info = W.HTML()
         self.prediction = W.HTML()
+        for widget, css in ((self.split, "split"), (self.label, "class"), (self.enlarged, "enlarged"), (self.info, "info")):
+            widget.add_class(f"bloodcells-explorer-{css}")  # stable hooks for styling and the browser test
         self.selected: int | None = None
         self.split.observe(lambda _: self.refresh(), names="value")
         self.label.observe(lambda _: self.refresh(), names="value")
-        super().__init__([W.HBox([self.split, self.label]), self.pager,
-                          W.HBox([self.enlarged, W.VBox([self.info, self.prediction])])])
+        self.widget = W.VBox([W.HBox([self.split, self.label]), self.pager.widget,
+                              W.HBox([self.enlarged, W.VBox([self.info, self.prediction])])])
         self.refresh()
 
     def indices(self) -> np.ndarray:
@@ -172,7 +194,7 @@ class ImageExplorer(W.VBox):
     def refresh(self) -> None:
         split, idx = self.split.value, self.indices()
         names = self.data.class_names
-        captions = [f"#{i} {names[self.data.labels[split][i]]}"[:14] for i in idx]
+        captions = [f"#{i}" if self.label.value != ALL else f"#{i} {names[self.data.labels[split][i]][:4]}" for i in idx]
         self.pager.show(idx.tolist(), captions, lambda i: self.data.image(split, i, self.pager.thumb))
         self.select(int(idx[0]) if len(idx) else None)
 
@@ -195,11 +217,11 @@ class ImageExplorer(W.VBox):
             self.prediction.value = ""
 
 
-class ErrorBrowser(W.VBox):
+class ErrorBrowser(_Displayed):
     """Page through one cell of a run's confusion matrix: the test images of a true class that were
     predicted as another, most confident first. Pick the pair with the drop-downs or a matrix cell."""
 
-    def __init__(self, run: dict, page_size: int = 24, columns: int = 8, thumb: int = 72):
+    def __init__(self, run: dict, page_size: int = 24, columns: int = 8, thumb: int = 80):
         self.run = run
         names = list(run["class_names"])
         self.y_true = np.asarray(run["labels"])
@@ -214,8 +236,8 @@ class ErrorBrowser(W.VBox):
         self._setting_cell = False
         for dropdown in (self.true, self.predicted):
             dropdown.observe(lambda _: self._setting_cell or self.refresh(), names="value")
-        super().__init__([W.HTML("<b>Confusion matrix</b> (rows true, columns predicted; click a cell)"),
-                          self.matrix, W.HBox([self.true, self.predicted]), self.pager])
+        self.widget = W.VBox([W.HTML("<b>Confusion matrix</b> (rows true, columns predicted; click a cell)"),
+                              self.matrix, W.HBox([self.true, self.predicted]), self.pager.widget])
         self.refresh()
 
     def count(self, true: int, predicted: int) -> int:
@@ -248,5 +270,5 @@ class ErrorBrowser(W.VBox):
 
     def refresh(self) -> None:
         idx = self.indices()
-        self.pager.show(idx.tolist(), [f"#{i} {self.confidence[i]:.0%}" for i in idx],
+        self.pager.show(idx.tolist(), [f"{self.confidence[i]:.0%} #{i}" for i in idx],
                         lambda i: run_image(self.run, i, self.pager.thumb))

@@ -81,3 +81,19 @@ def test_figures(run):
                                 indices=[4, 1, 6])
     titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
     assert titles[0].startswith("true: b\npred: c (90%)") and len(titles) == 3
+
+
+def test_latest_runs_newest_per_model(tmp_path):
+    import os
+
+    from bloodcells.runs import latest_runs
+
+    with pytest.raises(FileNotFoundError, match="run notebooks 02 and 03 first"):
+        latest_runs(tmp_path)
+    for age, (model, name) in enumerate([("seed", "a/cnn-seed-1"), ("seed", "b/cnn-seed-2"), ("improved", "a/cnn-imp")]):
+        folder = tmp_path / name
+        folder.mkdir(parents=True)
+        save_predictions(folder, [[1.0, 0, 0]], [0], NAMES)
+        write_json(folder / "metrics.json", {"model": model})
+        os.utime(folder, (1000 + age, 1000 + age))
+    assert latest_runs(tmp_path) == [tmp_path / "b/cnn-seed-2", tmp_path / "a/cnn-imp"]

@@ -84,3 +84,14 @@ def test_load_folder_in_memory(wbc_folder):
     ds = load_folder(wbc_folder, size=32)
     assert ds.images["train"].shape == (70, 32, 32, 3) and ds.images["train"].dtype == np.uint8
     assert ds.synthetic and len(ds.files["test"]) == 15
+
+
+def test_centre_crop_keeps_the_middle(tmp_path):
+    pixels = np.zeros((60, 100, 3), np.uint8)  # a wide photo, a red square in the middle
+    pixels[15:45, 35:65] = (255, 0, 0)
+    Image.fromarray(pixels).save(tmp_path / "cell.png")
+    cropped = read_rgb(tmp_path / "cell.png", crop=0.5)
+    assert cropped.shape == (30, 30, 3) and (cropped == (255, 0, 0)).all()
+    assert read_rgb(tmp_path / "cell.png", size=16, crop=0.5).shape == (16, 16, 3)
+    with pytest.raises(ValueError, match="crop"):
+        read_rgb(tmp_path / "cell.png", crop=0)

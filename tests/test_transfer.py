@@ -84,7 +84,7 @@ def test_phase_one_trains_only_the_head_and_phase_two_the_body(split, tmp_path):
     body, head = learn.model[0], learn.model[1]
     body_before, head_before = _snapshot(body), _snapshot(head)
     transfer.fit_phase(learn, epochs=1, lr=1e-3, patience=1, tag="frozen")
-    changed = _changed(body_before, body)
+    changed = _changed(body_before, body)  # only batch-norm statistics, no weight
     assert changed and all(k.endswith(("running_mean", "running_var", "num_batches_tracked")) for k in changed)
     assert any(k.endswith("weight") for k in _changed(head_before, head))
     learn.unfreeze()
@@ -110,7 +110,8 @@ def test_run_folder_reloads_and_reproduces_predictions(trained, split):
     assert run["class_names"] == CLASSES
     assert run["metrics"]["accuracy"] == trained.metrics["accuracy"]
     assert run["params"]["epochs_run_frozen"] == trained.history["phase"].count(1)
-    assert list(run["files"]) == [str(f) for f in split.files["test"]]
+    assert list(run["files"]) == [str(f.resolve()) for f in split.files["test"]]
+    assert run["params"]["crop"] == 1.0  # the synthetic set is drawn already cropped to the cell
     learn = transfer.load(folder)
     np.testing.assert_allclose(transfer.predict(learn, run["files"]), run["probabilities"], atol=1e-5)
 

@@ -37,7 +37,9 @@ def test_class_selector_shows_only_that_class(dataset):
     assert explorer.pager.shown == expected[:6].tolist()
     assert explorer.selected == expected[0]
     assert "<b>monocyte</b>" in explorer.info.value and "test image" in explorer.info.value
-    assert all("monocyte" in b.description for b in explorer.pager.buttons[:len(explorer.pager.shown)])
+    assert [b.description for b in explorer.pager.buttons] == [f"#{i}" for i in expected[:6]]
+    explorer.label.value = ALL
+    assert explorer.pager.buttons[0].description == f"#0 {dataset.class_names[dataset.labels['test'][0]][:4]}"
 
 
 def test_paging_stops_at_both_ends(dataset):
@@ -112,6 +114,12 @@ def test_error_browser_matrix_cell_selects_the_pair(run):
     browser.true.value = "monocyte"  # a diagonal cell: the correct ones
     browser.predicted.value = "monocyte"
     assert browser.pager.shown and all(run["labels"][i] == 5 for i in browser.pager.shown)
+
+
+def test_widgets_display_as_their_widget_tree(dataset, run):
+    for shown in (ImageExplorer(dataset, run=run), ErrorBrowser(run)):
+        bundle = shown._repr_mimebundle_()
+        assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == shown.widget.model_id
 
 
 def test_pager_alone():
