@@ -95,3 +95,16 @@ def test_failure_names_cell_and_skips_dependants(tmp_path, capsys):
     assert (lab.folder / "02_train.ipynb").is_file()  # the partial output is kept
     assert not (lab.folder / "04_errors.ipynb").exists()
     assert "[skip] 04_errors" in capsys.readouterr().out
+
+
+def test_notebook_03_defaults_are_what_the_benchmark_measures():
+    import ast
+
+    from bloodcells.models import transfer
+
+    declared = labs.parameters(labs.select(["03"])[0])
+    options = transfer.lab_options()
+    shared = set(declared) & set(options)
+    assert shared >= {"image_size", "epochs_frozen", "lr_unfrozen", "patience_unfrozen", "tta", "backbone", "crop"}
+    for name in shared:
+        assert ast.literal_eval(declared[name]["default"]) == options[name], name
