@@ -123,17 +123,19 @@ class _Images:
             self.files = {"test": list(source["files"])} if "files" in source else {}
             self.arrays = {"test": source["images"]} if "images" in source else None
             self.title = f"run {Path(str(source.get('folder', ''))).name}"
+            self.class_names = list(source["class_names"])
         elif isinstance(source, ImageDataset):
             self.splits, self.labels = source.splits, source.labels
             self.files = getattr(source, "files", None) or {}
             self.arrays, self.title = source.images, source.title
+            self.class_names = list(source.class_names)
         elif isinstance(source, FolderSplit):
             self.splits, self.labels, self.files, self.arrays = list(source.files), source.labels, source.files, None
             self.title = source.root.name + (" (SYNTHETIC)" if source.synthetic else "")
+            self.class_names = list(source.class_names)
         else:
             raise TypeError("ImageExplorer needs an ImageDataset (open_bloodmnist, open_wbc5, load_folder), "
                             f"a FolderSplit (split_folder) or a loaded run (load_run), got {type(source).__name__}")
-        self.class_names = list(source.class_names)
 
     def image(self, split: str, index: int, size: int | None = None) -> np.ndarray:
         if self.arrays is not None:

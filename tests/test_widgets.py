@@ -116,6 +116,20 @@ def test_error_browser_matrix_cell_selects_the_pair(run):
     assert browser.pager.shown and all(run["labels"][i] == 5 for i in browser.pager.shown)
 
 
+def test_a_saved_run_alone_is_browsable(tmp_path, wbc_folder):
+    from bloodcells.runs import load_run, save_predictions
+
+    split = split_folder(wbc_folder)
+    labels = split.labels["test"]
+    probs = np.eye(5)[labels] * 0.9 + 0.02
+    save_predictions(tmp_path, probs, labels, split.class_names, files=split.files["test"])
+    explorer = ImageExplorer(load_run(tmp_path), page_size=4)
+    assert explorer.split.options == ("test",)
+    explorer.label.value = "monocyte"
+    assert explorer.pager.shown == np.flatnonzero(labels == 3).tolist()[:4]
+    assert "predicted <b>monocyte</b>" in explorer.prediction.value and "file:" in explorer.info.value
+
+
 def test_widgets_display_as_their_widget_tree(dataset, run):
     for shown in (ImageExplorer(dataset, run=run), ErrorBrowser(run)):
         bundle = shown._repr_mimebundle_()
