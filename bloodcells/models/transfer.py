@@ -314,7 +314,9 @@ def save_external(folder: str | Path, name: str, external: dict) -> Path:
 
 
 def load(folder: str | Path) -> Learner:
-    """A run folder's exported learner, ready for :func:`predict` and :func:`evaluate_external`."""
+    """A run folder's exported learner, ready for :func:`predict` and :func:`evaluate_external`.
+
+    The file is a pickle (fastai's format): load only run folders you or your course made."""
     path = Path(folder) / "learner.pkl"
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found; train with run_experiment (notebook 03) first")
