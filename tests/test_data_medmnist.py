@@ -3,7 +3,7 @@ import warnings
 import numpy as np
 import pytest
 
-from bloodcells.data import DataError, DataUnavailable, load_bloodmnist, load_npz, open_bloodmnist
+from bloodcells.data import DataError, DataUnavailable, load_bloodmnist, open_bloodmnist
 from bloodcells.data import medmnist_io
 
 
