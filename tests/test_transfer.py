@@ -145,3 +145,11 @@ def test_external_validation_maps_names_and_reports_the_rest(trained, split, tmp
         transfer.evaluate_external(trained.learner, external, class_map={"Lymph": "lymphocyte"})
     with pytest.raises(DataError, match="class_map"):
         transfer.evaluate_external(trained.learner, external, class_map={})
+
+
+def test_lr_finder_suggests_a_rate_and_puts_the_weights_back(split, tmp_path):
+    learn = transfer.build_learner(split, image_size=48, batch_size=16)
+    before = _snapshot(learn.model)
+    suggestion = transfer.find_lr(learn, num_it=8)
+    assert 1e-7 < suggestion.valley < 10
+    assert _changed(before, learn.model) == set() and learn.path == transfer.Path(".")

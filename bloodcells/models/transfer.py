@@ -196,14 +196,16 @@ def fit_phase(learn: Learner, epochs: int, lr: float, patience: int, tag: str) -
             "val_accuracy": values[:, 2].tolist()}
 
 
-def find_lr(split: FolderSplit, num_it: int = 100, **overrides):
-    """fastai's learning-rate finder on the frozen model: a look only, training starts afresh.
-
-    Returns fastai's suggestion (the valley) and draws loss against learning rate."""
-    learn = build_learner(split, **overrides)
-    with tempfile.TemporaryDirectory() as scratch, _quiet_bar(learn):
-        learn.path = Path(scratch)  # lr_find saves and restores the weights there
-        return learn.lr_find(num_it=num_it)
+def find_lr(learn: Learner, num_it: int = 100):
+    """fastai's learning-rate finder on a learner from :func:`build_learner`: a look only, its
+    weights are restored afterwards. Returns the suggestion (the valley) and draws loss against rate."""
+    home = learn.path
+    try:
+        with tempfile.TemporaryDirectory() as scratch, _quiet_bar(learn):
+            learn.path = Path(scratch)  # lr_find saves and restores the weights there
+            return learn.lr_find(num_it=num_it)
+    finally:
+        learn.path = home
 
 
 def train(split: FolderSplit, **overrides) -> TransferResult:
