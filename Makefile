@@ -3,10 +3,12 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-# Notebook cells may train for minutes on 2 CPU cores; a hung or dead kernel still fails the run.
-NBVAL := --nbval-lax --nbval-cell-timeout=1200 --nbval-kernel-name=python3 -p no:cacheprovider
+# nbval runs quick-mode copies of the notebooks (papermill --prepare-only injects the parameters);
+# a hung or dead kernel still fails the run.
+NBVAL := --nbval-lax --nbval-cell-timeout=600 --nbval-kernel-name=python3 -p no:cacheprovider
+NBVAL_DIR := runs/nbval
 
-.PHONY: install demo test unit notebooks lab clean
+.PHONY: install demo test unit notebooks outputs release lab clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,8 +26,18 @@ test: unit notebooks  ## the whole suite
 unit: install  ## unit tests and papermill smoke runs (real data when BLOODCELLS_DATA_DIR is set)
 	$(PY) -m pytest tests
 
-notebooks: install  ## the notebooks as shipped, under nbval (SYNTHETIC data: runs anywhere, offline)
-	env -u BLOODCELLS_DATA_DIR $(PY) -m pytest $(NBVAL) notebooks
+notebooks: install  ## the notebooks under nbval, in quick mode on SYNTHETIC data (runs anywhere, offline)
+	rm -rf $(NBVAL_DIR) && mkdir -p $(NBVAL_DIR)
+	for nb in notebooks/[0-9][0-9]_*.ipynb; do \
+	  $(VENV)/bin/papermill --prepare-only -p quick True -p data synthetic "$$nb" "$(NBVAL_DIR)/$$(basename $$nb)" \
+	    2>/dev/null || exit 1; done
+	env -u BLOODCELLS_DATA_DIR $(PY) -m pytest $(NBVAL) $(NBVAL_DIR)
+
+outputs: install  ## re-run every notebook (quick mode, real data in $BLOODCELLS_DATA_DIR) and store its outputs
+	$(VENV)/bin/bloodcells labs publish
+
+release: install  ## student and solution editions into release/ (nbgrader); OUT=folder to choose another
+	$(VENV)/bin/bloodcells labs release --out $(or $(OUT),release)
 
 lab: install  ## JupyterLab on the notebooks
 	$(VENV)/bin/jupyter lab notebooks

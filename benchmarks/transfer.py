@@ -1,14 +1,16 @@
 """Train and evaluate lab 2 (two-phase fastai transfer learning) on the real white-cell set.
 
-    python benchmarks/transfer.py --data-dir ../shared/data [--backbone efficientnet_lite0] [--quick]
+    python benchmarks/transfer.py --data-dir ../shared/data [--quick] [--image-size N] [--external DIR]
 
-Without --quick it runs notebook 03's default lab (the report's recipe at the kit's CPU image size);
---quick runs its quick mode. The last line printed is one JSON object with the figures.
+It trains with notebook 03's options (``bloodcells.config.LAB2``: the report's recipe, the CPU
+lab's changes, quick mode's with --quick, then the options given here: the same precedence as the
+notebook and ``bloodcells labs``). The last line printed is one JSON object with the figures.
 """
 import argparse
 import json
 import resource
 
+from bloodcells.config import BACKBONES
 from bloodcells.data.folders import split_folder
 from bloodcells.data.sources import wbc5_folder
 from bloodcells.models import transfer
@@ -17,26 +19,33 @@ from bloodcells.models import transfer
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", required=True, help="folder holding wbc5/<class>/*.jpg")
-    parser.add_argument("--backbone", default="efficientnet_lite0", choices=transfer.BACKBONES)
+    parser.add_argument("--backbone", default=None, choices=BACKBONES, help="default: the CPU lab's")
     parser.add_argument("--quick", action="store_true", help="notebook 03's quick mode")
     parser.add_argument("--image-size", type=int, default=None, help="override the image size")
-    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--seed", type=int, default=None, help="default: the lab's 42")
+    parser.add_argument("--external", default=None, help="another lab's class folders to score as well")
+    parser.add_argument("--external-crop", type=float, default=1.0, help="centre crop of the external images")
     args = parser.parse_args()
 
     split = split_folder(wbc5_folder("real", args.data_dir))
-    options = {**transfer.lab_options(args.quick, args.image_size), "backbone": args.backbone, "seed": args.seed}
-    result = transfer.train(split, **options)
-    _, summary = transfer.evaluate(result, split)  # with the lab's test-time augmentation
-    plain = transfer.predict(result.learner, split.files["test"], tta=False)
-    print(json.dumps({
-        "benchmark": "transfer", "backbone": args.backbone, "image_size": options["image_size"],
+    options = transfer.options(args.quick, backbone=args.backbone, image_size=args.image_size, seed=args.seed)
+    run = transfer.train(split, options)
+    summary = transfer.evaluate(run, split)  # with the lab's test-time augmentation
+    plain = transfer.predict(run.model, split.files["test"], tta=False)
+    line = {
+        "benchmark": "transfer", "backbone": options["backbone"], "image_size": options["image_size"],
         "quick": args.quick, "tta": options["tta"], "test_accuracy": round(summary["accuracy"], 4),
         "test_correct": f"{summary['n_correct']}/{summary['n_test']}", "macro_f1": round(summary["macro_f1"], 4),
         "test_accuracy_no_tta": round(float((plain.argmax(1) == split.labels["test"]).mean()), 4),
-        "train_seconds": round(result.train_seconds, 1),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "train_seconds": round(run.train_seconds, 1),
         "epochs_phase1": summary["epochs_phase1"], "epochs_phase2": summary["epochs_phase2"],
-    }))
+    }
+    if args.external:
+        ext = transfer.evaluate_external(run.model, args.external, tta=options["tta"], crop=args.external_crop)
+        line.update(external_accuracy=round(ext["accuracy"], 4), external_balanced_accuracy=round(ext["balanced_accuracy"], 4),
+                    external_correct=f"{ext['n_correct']}/{ext['n_images']}")
+    line["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    print(json.dumps(line))
 
 
 if __name__ == "__main__":

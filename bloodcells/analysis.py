@@ -21,14 +21,15 @@ def run_name(run: dict) -> str:
 
 
 def compare(runs: list[dict]) -> pd.DataFrame:
-    """One row per run: accuracy, macro F1 and per-class F1 (blank where a run lacks the class)."""
+    """One row per run: accuracy, macro F1, test images (an integer column) and per-class F1
+    (blank where a run lacks the class)."""
     rows = {}
     for run in runs:
         summary = M.summary(run["labels"], predictions(run), run["class_names"])
         rows[run_name(run)] = {"accuracy": summary["accuracy"], "macro F1": summary["macro_f1"],
                                "test images": summary["n_test"],
                                **{f"F1 {c}": f for c, f in summary["per_class_f1"].items()}}
-    return pd.DataFrame(rows).T
+    return pd.DataFrame.from_dict(rows, orient="index")
 
 
 def top_confusions(run: dict, k: int = 5) -> pd.DataFrame:
@@ -58,12 +59,13 @@ def misclassified(run: dict, true: str | None = None, predicted: str | None = No
     return frame.sort_values("confidence", ascending=False, kind="stable").reset_index(drop=True)
 
 
-def calibration(run: dict, n_bins: int = 10) -> tuple[pd.DataFrame, float]:
+def calibration(run: dict, n_bins: int = 10, probabilities=None) -> tuple[pd.DataFrame, float]:
     """Reliability table of top-1 confidence in equal-width bins, and the expected calibration
-    error: the bin-size weighted mean gap between confidence and accuracy."""
-    probs = np.asarray(run["probabilities"])
+    error: the bin-size weighted mean gap between confidence and accuracy. ``probabilities``
+    replaces the run's own (e.g. after temperature scaling)."""
+    probs = np.asarray(run["probabilities"] if probabilities is None else probabilities)
     confidence = probs.max(axis=1)
-    correct = predictions(run) == np.asarray(run["labels"])
+    correct = probs.argmax(axis=1) == np.asarray(run["labels"])
     edges = np.linspace(0, 1, n_bins + 1)
     bins = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, n_bins - 1)
     rows = []
@@ -77,3 +79,54 @@ def calibration(run: dict, n_bins: int = 10) -> tuple[pd.DataFrame, float]:
     ece = float((table.loc[used, "count"] / len(confidence)
                  * (table.loc[used, "accuracy"] - table.loc[used, "confidence"]).abs()).sum())
     return table, ece
+
+
+def rescale(probabilities, temperature: float) -> np.ndarray:
+    """Softmax of ``log p / T``: the same ranking of classes, confidence softened (T > 1) or
+    sharpened (T < 1)."""
+    logits = np.log(np.clip(np.asarray(probabilities, np.float64), 1e-12, 1.0)) / temperature
+    logits -= logits.max(axis=1, keepdims=True)
+    scaled = np.exp(logits)
+    return scaled / scaled.sum(axis=1, keepdims=True)
+
+
+def fit_temperature(run: dict) -> float | None:
+    """The temperature that minimises the cross-entropy on the run's **validation** split (never
+    the test split it is judged on); ``None`` for a run saved without validation probabilities."""
+    from scipy.optimize import minimize_scalar
+
+    if "val_probabilities" not in run:
+        return None
+    probs, labels = run["val_probabilities"], np.asarray(run["val_labels"])
+
+    def nll(log_t):
+        return -np.log(rescale(probs, np.exp(log_t))[np.arange(len(labels)), labels] + 1e-12).mean()
+
+    return float(np.exp(minimize_scalar(nll, bounds=(-3, 3), method="bounded").x))
+
+
+def findings(run: dict, ece: float, confident: float = 0.9) -> list[str]:
+    """What this run's errors say, in sentences computed from its predictions (no canned text)."""
+    names, labels, probs = run["class_names"], np.asarray(run["labels"]), np.asarray(run["probabilities"])
+    pred, confidence = probs.argmax(axis=1), probs.max(axis=1)
+    wrong = pred != labels
+    recall = {c: float((pred[labels == i] == i).mean()) for i, c in enumerate(names) if (labels == i).any()}
+    worst = min(recall, key=recall.get)
+    lines = [f"**{run_name(run)}**: {int(wrong.sum())} mistakes in {len(labels)} test images "
+             f"({1 - wrong.mean():.2%} accuracy)."]
+    if not wrong.any():
+        return lines + ["No mistakes to analyse: the test split is too easy to tell these models apart."]
+    top = top_confusions(run, k=1).iloc[0]
+    lines.append(f"Hardest class: **{worst}** (recall {recall[worst]:.1%}). Most frequent confusion: "
+                 f"{top['true']} taken for {top['predicted']} ({top['count']} images, "
+                 f"{top['share of true class']:.1%} of the {top['true']} images).")
+    sure = wrong & (confidence >= confident)
+    lines.append(f"{int(sure.sum())} of the {int(wrong.sum())} mistakes ({sure.sum() / wrong.sum():.0%}) were made with "
+                 f"confidence of at least {confident:.0%}: nothing would flag them for a second look.")
+    lines.append(f"Expected calibration error {ece:.3f}: the model is "
+                 f"{'over' if confidence.mean() > 1 - wrong.mean() else 'under'}-confident on average "
+                 f"(mean confidence {confidence.mean():.1%} against accuracy {1 - wrong.mean():.1%}).")
+    for name, result in (run.get("external") or {}).items():
+        lines.append(f"On the external set **{name}** accuracy falls to {result['accuracy']:.1%} "
+                     f"({result['n_correct']}/{result['n_images']}): the in-lab figure does not travel.")
+    return lines

@@ -14,11 +14,13 @@ from pathlib import Path
 
 import yaml
 
+from bloodcells.config import NOTEBOOKS as NOTEBOOK_PARAMS, ConfigError
 from bloodcells.runs import new_run_dir, write_json
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 # A notebook that reads others' run folders is skipped when one of those failed.
 DEPENDS_ON = {"04": ("02", "03")}
+PATH_PARAMS = ("data_dir", "output_dir", "external_dir", "runs_root", "run_dirs")
 
 
 class LabError(ValueError):
@@ -87,29 +89,51 @@ _TYPES = {"NoneType": (object,), "int": (int,), "float": (int, float), "str": (s
 
 def _type_ok(value, declared: str) -> bool:
     if value is None or declared not in _TYPES:
-        return True  # a None default accepts any value (e.g. "epochs = None: model default")
+        return True
     if isinstance(value, bool) and declared in ("int", "float"):
         return False
     return isinstance(value, _TYPES[declared])
 
 
+def _problem(nb: Path, name: str, value, spec: dict) -> str | None:
+    """Why ``value`` cannot go to ``nb``'s parameter ``name``: checked against the declaration in
+    :data:`bloodcells.config.NOTEBOOKS` (type, choices, range), else the parameter cell's type."""
+    declared = NOTEBOOK_PARAMS.get(nb.name[:2], {}).get(name)
+    if declared is not None:
+        try:
+            declared.check(name, value)
+        except ConfigError as exc:
+            return f"{nb.stem}: {exc}."
+        return None
+    if not _type_ok(value, spec["type"]):
+        return f"{nb.stem}: {name}={value!r} should be {spec['type']} (default {spec['default']})."
+    return None
+
+
 def plan(selected: list[Path], values: dict) -> dict[Path, dict]:
-    """Parameters for each notebook; unknown names and wrong types are rejected up front."""
+    """Parameters for each notebook; unknown names, wrong types, choices and ranges are rejected
+    up front, before any notebook runs."""
     declared = {nb: parameters(nb) for nb in selected}
     known = {name for params in declared.values() for name in params}
     unknown = sorted(set(values) - known)
-    problems = []
-    if unknown:
-        problems.append(f"unknown parameter(s) {unknown}.")
+    problems = [f"unknown parameter(s) {unknown}."] if unknown else []
     for nb, params in declared.items():
-        for name, value in values.items():
-            spec = params.get(name)
-            if spec and not _type_ok(value, spec["type"]):
-                problems.append(f"{nb.stem}: {name}={value!r} should be {spec['type']} (default {spec['default']}).")
+        problems += [p for name, value in values.items() if name in params
+                     and (p := _problem(nb, name, value, params[name]))]
     if problems:
         valid = "\n".join(f"  {nb.stem}: {', '.join(params)}" for nb, params in declared.items())
-        raise LabError(" ".join(problems) + f"\nValid parameters per notebook:\n{valid}")
-    return {nb: {k: v for k, v in values.items() if k in params} for nb, params in declared.items()}
+        raise LabError("\n".join(problems) + f"\nValid parameters per notebook (bloodcells labs list):\n{valid}")
+    return {nb: {k: _absolute_paths(k, v) for k, v in values.items() if k in params} for nb, params in declared.items()}
+
+
+def _absolute_paths(name: str, value):
+    """Folders given on the command line mean folders relative to where it was typed (kernels run
+    in notebooks/), with ``~`` expanded."""
+    if name in PATH_PARAMS and isinstance(value, str) and value != "auto":
+        return str(Path(value).expanduser().resolve())
+    if name in PATH_PARAMS and isinstance(value, list):
+        return [str(Path(v).expanduser().resolve()) for v in value]
+    return value
 
 
 @dataclass

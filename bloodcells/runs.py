@@ -2,12 +2,18 @@
 from __future__ import annotations
 
 import json
+import warnings
+import zipfile
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 
 from bloodcells.data.folders import read_rgb
+
+
+class RunFolderError(ValueError):
+    """A run folder whose files cannot be read; the message names the file."""
 
 
 def new_run_dir(base: str | Path, name: str) -> Path:
@@ -37,11 +43,16 @@ def write_json(path: str | Path, obj) -> Path:
     return Path(path)
 
 
-def save_predictions(folder: str | Path, probabilities, labels, class_names, images=None, files=None) -> Path:
+def save_predictions(folder: str | Path, probabilities, labels, class_names, images=None, files=None,
+                     val_probabilities=None, val_labels=None) -> Path:
     """``predictions.npz``: test probabilities, true labels, class names and the images (or their
-    file paths), readable with NumPy alone so notebook 04 needs neither TensorFlow nor torch."""
+    file paths), readable with NumPy alone so notebook 04 needs neither TensorFlow nor torch; also
+    the validation split's probabilities and labels when given (to fit a temperature on)."""
     arrays = {"probabilities": np.asarray(probabilities, np.float32), "labels": np.asarray(labels, np.int64),
               "class_names": np.array(class_names)}
+    if val_probabilities is not None:
+        arrays["val_probabilities"] = np.asarray(val_probabilities, np.float32)
+        arrays["val_labels"] = np.asarray(val_labels, np.int64)
     if images is not None:
         arrays["images"] = np.asarray(images, np.uint8)
     if files is not None:
@@ -72,16 +83,24 @@ class RunImages:
 
 
 def find_runs(root: str | Path) -> list[Path]:
-    """Every run folder (one holding predictions.npz) below ``root``, oldest first."""
-    return sorted((p.parent for p in Path(root).rglob("predictions.npz")), key=lambda p: p.stat().st_mtime)
+    """Every run folder (one holding predictions.npz) below ``root``, oldest first; hidden folders
+    (a run still being written is ``.<name>.partial``) are not run folders."""
+    root = Path(root)
+    found = [p.parent for p in root.rglob("predictions.npz")
+             if not any(part.startswith(".") for part in p.parent.relative_to(root).parts)]
+    return sorted(found, key=lambda p: p.stat().st_mtime)
 
 
 def latest_runs(root: str | Path) -> list[Path]:
-    """The newest run folder of each model (``metrics.json``'s model) below ``root``."""
+    """The newest complete run folder of each model (``metrics.json``'s model) below ``root``;
+    folders without a readable ``metrics.json`` are skipped with a warning that names them."""
     newest = {}
     for folder in find_runs(root):
-        metrics = folder / "metrics.json"
-        model = json.loads(metrics.read_text()).get("model", folder.name) if metrics.is_file() else folder.name
+        try:
+            model = json.loads((folder / "metrics.json").read_text())["model"]
+        except (OSError, ValueError, KeyError) as exc:
+            warnings.warn(f"skipping {folder}: no readable metrics.json ({exc}); it is incomplete or damaged")
+            continue
         newest.pop(model, None)  # re-insert: the dict ends in order of each model's newest run
         newest[model] = folder
     if not newest:
@@ -96,11 +115,19 @@ def load_run(folder: str | Path) -> dict:
     folder = Path(folder)
     if not (folder / "predictions.npz").is_file():
         raise FileNotFoundError(f"{folder} is not a run folder (no predictions.npz); run notebook 02 or 03 first")
-    with np.load(folder / "predictions.npz", allow_pickle=False) as npz:
-        run = {key: npz[key] for key in npz.files}
+    path = folder / "predictions.npz"
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            run = {key: npz[key] for key in npz.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise RunFolderError(f"{path} cannot be read ({exc}); the run was cut short or the file is damaged. "
+                             "Re-run the notebook that made it, or leave this folder out") from exc
     run["class_names"] = [str(c) for c in run["class_names"]]
     for name in ("metrics", "params", "history", "external"):
         path = folder / f"{name}.json"
-        run[name] = json.loads(path.read_text()) if path.is_file() else {}
+        try:
+            run[name] = json.loads(path.read_text()) if path.is_file() else {}
+        except (OSError, ValueError) as exc:
+            raise RunFolderError(f"{path} cannot be read ({exc}); re-run the notebook that made it") from exc
     run["folder"] = folder
     return run

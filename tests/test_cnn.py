@@ -18,12 +18,31 @@ def small(tmp_path_factory):
     return load_npz(folder / "bloodmnist.npz", size=28)
 
 
+def opts(model="seed", **given):
+    return cnn.options(model, **given)
+
+
 @pytest.mark.parametrize("model", cnn.MODELS)
 def test_models_learn_well_above_chance(small, model):
-    result = cnn.train(small, model, epochs=4, batch_size=32, seed=0, verbose=0)
-    _, summary = cnn.evaluate(result, small)
+    result = cnn.train(small, opts(model, epochs=4, batch_size=32, seed=0), log=False)
+    summary = cnn.evaluate(result, small)
     assert result.history["loss"][-1] < result.history["loss"][0]
     assert summary["accuracy"] > 0.5  # chance is 1/8; the majority class is 19%
+
+
+def test_ingredients_are_switches(small):
+    """Each of the improved recipe's ingredients changes what is trained when switched off."""
+    base = opts("improved", epochs=1, max_train_samples=200, seed=0)
+    assert base["augment"] and base["tta"] and base["schedule"] == "cosine" and base["label_smoothing"] == 0.1
+    assert isinstance(cnn.optimizer(base, 10), keras.optimizers.AdamW)
+    plain = opts("improved", schedule="constant", weight_decay=0.0)
+    assert type(cnn.optimizer(plain, 10)) is keras.optimizers.Adam
+    assert cnn.loss(opts("improved", label_smoothing=0.0)).get_config()["label_smoothing"] == 0.0
+    x = next(iter(cnn.training_data(small, base)[0]))[0].numpy()
+    x_plain = next(iter(cnn.training_data(small, opts("improved", epochs=1, max_train_samples=200, seed=0,
+                                                      augment=False))[0]))[0].numpy()
+    assert not np.allclose(x, x_plain)  # same seed, same order: only the augmentation differs
+    assert np.allclose(np.sort(x.ravel()), np.sort(x_plain.ravel()), atol=0.13)  # turns and mild jitter only
 
 
 def test_seed_architecture_matches_the_report():
@@ -44,7 +63,7 @@ def test_improved_model_scales_with_image_size(size):
 
 def test_early_stopping_restores_best_weights(small):
     """A learning rate this high makes val loss bounce; the model kept must be the best epoch's."""
-    result = cnn.train(small, "seed", epochs=6, learning_rate=0.02, patience=2, seed=1, verbose=0)
+    result = cnn.train(small, opts(epochs=6, learning_rate=0.02, patience=2, seed=1), log=False)
     x, y = cnn.normalize_images(small.images["val"]), cnn.one_hot(small.labels["val"], 8)
     val_loss = result.model.evaluate(x, y, verbose=0)[0]
     assert val_loss == pytest.approx(min(result.history["val_loss"]), rel=1e-3)
@@ -52,29 +71,31 @@ def test_early_stopping_restores_best_weights(small):
 
 
 def test_same_seed_same_metrics(small):
-    runs = [cnn.train(small, "improved", epochs=2, seed=7, max_train_samples=300, verbose=0) for _ in range(2)]
+    runs = [cnn.train(small, opts("improved", epochs=2, seed=7, max_train_samples=300), log=False) for _ in range(2)]
     assert runs[0].history == runs[1].history
 
 
 def test_run_folder_is_complete_and_model_reloads(small, tmp_path):
-    result = cnn.run_experiment(small, "seed", tmp_path, epochs=2, seed=0, verbose=0)
+    result = cnn.run_experiment(small, opts(epochs=2, seed=0), tmp_path, log=False)
     folder = result.folder
     assert folder.parent == tmp_path and folder.name.startswith("cnn-seed-")
     for name in ("model.keras", "predictions.npz", "history.json", "params.json", "metrics.json"):
         assert (folder / name).is_file(), name
+    assert [p.name for p in tmp_path.iterdir()] == [folder.name]  # no partial folder left behind
     metrics = json.loads((folder / "metrics.json").read_text())
     assert metrics["n_test"] == len(small.labels["test"]) and metrics["synthetic"] is True
     with np.load(folder / "predictions.npz") as npz:
         assert npz["probabilities"].shape == (len(small.labels["test"]), 8)
         assert np.array_equal(npz["labels"], small.labels["test"])
         assert list(npz["class_names"]) == small.class_names
+        assert npz["val_probabilities"].shape == (len(small.labels["val"]), 8)  # for temperature scaling
     reloaded = keras.models.load_model(folder / "model.keras")
     np.testing.assert_allclose(cnn.predict_proba(reloaded, small.images["test"]),
                                cnn.predict_proba(result.model, small.images["test"]), atol=1e-6)
     run = load_run(folder)  # what notebook 04 reads, without TensorFlow
     assert run["class_names"] == small.class_names and run["metrics"]["model"] == "seed"
     assert run["images"].shape == small.images["test"].shape and len(run["history"]["loss"]) == 2
-    second = cnn.run_experiment(small, "seed", tmp_path, epochs=1, seed=0, verbose=0)
+    second = cnn.run_experiment(small, opts(epochs=1, seed=0), tmp_path, log=False)
     assert second.folder != folder and (folder / "model.keras").is_file()  # never overwritten
 
 
@@ -87,3 +108,11 @@ def test_tta_views_are_the_dihedral_group():
 def test_unknown_model():
     with pytest.raises(ValueError, match="model must be one of"):
         cnn.build_model("resnet", (28, 28, 3), 8)
+
+
+def test_epoch_log_prints_one_line_per_epoch(small, capsys):
+    run = cnn.train(small, opts(epochs=2, max_train_samples=200, seed=0))
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert len(lines) == 2 and lines[0].startswith("epoch   1") and "val_loss" in lines[1]
+    assert "\x08" not in "".join(lines) and "\r" not in "".join(lines)  # no progress-bar control characters
+    assert run.train_seconds > 0

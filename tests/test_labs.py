@@ -13,7 +13,8 @@ def test_list_shows_every_notebook_and_parameter(capsys):
     assert cli.main(["labs", "list"]) == 0
     out = capsys.readouterr().out
     assert "01_explore_and_preprocess" in out and "02_cnn_keras" in out
-    assert "quick: bool = False" in out and "image_size: int = 28" in out
+    assert "quick = False  [bool]" in out and "image_size = 28  [one of 28, 64, 128, 224]" in out
+    assert "epochs = None  [int in [1, 500] or None]" in out
 
 
 def test_unknown_parameter_lists_valid_names(capsys, tmp_path):
@@ -30,10 +31,30 @@ def test_wrong_type_rejected():
         labs.plan(labs.select(["02"]), {"quick": 1})
 
 
+@pytest.mark.parametrize("pair, message", [
+    ("epochs=abc", "epochs='abc' should be int"), ("epochs=-1", "out of range"), ("image_size=0", "out of range"),
+    ("data=REAL", "choose from"), ("backbone=resnet19", "choose from"), ("learning_rate=-1", "out of range"),
+])
+def test_bad_values_rejected_before_anything_runs(pair, message, capsys, tmp_path):
+    assert cli.main(["labs", "run", "-p", pair, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Valid parameters per notebook" in err
+    assert not list(tmp_path.iterdir())
+
+
+def test_relative_folders_mean_relative_to_where_the_command_ran(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    jobs = labs.plan(labs.select(["03"]), {"data_dir": "mydata", "external_dir": "~/bccd"})
+    params = next(iter(jobs.values()))
+    assert params["data_dir"] == str(tmp_path / "mydata")
+    assert params["external_dir"] == str(labs.Path.home() / "bccd")
+
+
 def test_parameters_go_only_to_notebooks_that_declare_them():
     jobs = labs.plan(labs.select(None), {"quick": True, "seed": 3})
     by_number = {nb.name[:2]: params for nb, params in jobs.items()}
     assert by_number["01"] == {"seed": 3} and by_number["02"] == {"quick": True, "seed": 3}
+    assert by_number["04"] == {}
 
 
 def test_parse_assignments_reads_yaml_values(tmp_path):
@@ -95,16 +116,3 @@ def test_failure_names_cell_and_skips_dependants(tmp_path, capsys):
     assert (lab.folder / "02_train.ipynb").is_file()  # the partial output is kept
     assert not (lab.folder / "04_errors.ipynb").exists()
     assert "[skip] 04_errors" in capsys.readouterr().out
-
-
-def test_notebook_03_defaults_are_what_the_benchmark_measures():
-    import ast
-
-    from bloodcells.models import transfer
-
-    declared = labs.parameters(labs.select(["03"])[0])
-    options = transfer.lab_options()
-    shared = set(declared) & set(options)
-    assert shared >= {"image_size", "epochs_frozen", "lr_unfrozen", "patience_unfrozen", "tta", "backbone", "crop"}
-    for name in shared:
-        assert ast.literal_eval(declared[name]["default"]) == options[name], name

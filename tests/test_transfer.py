@@ -7,6 +7,7 @@ import torch
 from PIL import Image
 from skimage.data import coffee
 
+from bloodcells.config import ConfigError
 from bloodcells.data.errors import DataError
 from bloodcells.data.folders import split_folder
 from bloodcells.data.synthetic import write_class_folders
@@ -14,7 +15,11 @@ from bloodcells.models import backbones, transfer
 from bloodcells.runs import load_run
 
 CLASSES = ["basophil", "eosinophil", "lymphocyte", "monocyte", "neutrophil"]
-SMALL = dict(image_size=48, batch_size=16, epochs_frozen=3, epochs_unfrozen=2, lr_frozen=3e-3)
+SMALL = transfer.options(image_size=48, batch_size=16, epochs_frozen=3, epochs_unfrozen=2, lr_frozen=3e-3, tta=False)
+
+
+def opts(**given):
+    return transfer.options(**{**SMALL, **given})
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +31,7 @@ def split(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def trained(split, tmp_path_factory):
-    return transfer.run_experiment(split, output_dir=tmp_path_factory.mktemp("runs"), **SMALL)
+    return transfer.run_experiment(split, SMALL, tmp_path_factory.mktemp("runs"))
 
 
 def test_lite0_imagenet_weights_are_real(tmp_path):
@@ -66,8 +71,10 @@ def test_resnet18_offline_fails_fast_and_says_what_to_do(tmp_path, monkeypatch):
 def test_unknown_backbone_and_parameters(split):
     with pytest.raises(ValueError, match="efficientnet_lite0"):
         backbones.backbone("vgg")
-    with pytest.raises(TypeError, match="epochs_frozen"):
-        transfer.train(split, epochs_frozn=1)
+    with pytest.raises(ConfigError, match="epochs_frozen"):
+        transfer.options(epochs_frozn=1)
+    with pytest.raises(ConfigError, match="choose from"):
+        transfer.options(backbone="resnet19")
 
 
 def _snapshot(module):
@@ -78,19 +85,32 @@ def _changed(before, module):
     return {k for k, v in module.state_dict().items() if not torch.equal(before[k], v)}
 
 
-def test_phase_one_trains_only_the_head_and_phase_two_the_body(split, tmp_path):
-    learn = transfer.build_learner(split, image_size=48, batch_size=16)
-    learn.path = tmp_path
+def test_phase_one_trains_only_the_head_and_phase_two_the_body(split):
+    learn = transfer.build_learner(split, opts())
     body, head = learn.model[0], learn.model[1]
     body_before, head_before = _snapshot(body), _snapshot(head)
-    transfer.fit_phase(learn, epochs=1, lr=1e-3, patience=1, tag="frozen")
+    frozen = transfer.trainable_parameters(learn)
+    assert frozen == sum(p.numel() for p in head.parameters())
+    learn.fit_one_cycle(1, 1e-3, cbs=transfer.keep_best(1, "frozen"))
     changed = _changed(body_before, body)  # only batch-norm statistics, no weight
     assert changed and all(k.endswith(("running_mean", "running_var", "num_batches_tracked")) for k in changed)
     assert any(k.endswith("weight") for k in _changed(head_before, head))
     learn.unfreeze()
-    transfer.fit_phase(learn, epochs=1, lr=1e-4, patience=1, tag="unfrozen")
+    assert transfer.trainable_parameters(learn) == sum(p.numel() for p in learn.model.parameters()) > frozen
+    learn.fit_one_cycle(1, slice(1e-5, 1e-4), cbs=transfer.keep_best(1, "unfrozen"))
     changed = _changed(body_before, body)
     assert {"conv_stem.weight", "bn1.weight", "conv_head.weight"} <= changed
+
+
+def test_phase_two_gives_body_and_head_their_own_rates(split):
+    """slice(body, head): the body's parameter group runs at the smaller rate all through the cycle."""
+    learn = transfer.build_learner(split, opts())
+    learn.unfreeze()
+    with learn.no_bar():
+        learn.fit_one_cycle(1, slice(1e-5, 1e-3), cbs=transfer.keep_best(1, "unfrozen"))
+    assert len(learn.opt.param_groups) == 2
+    body_lr, head_lr = (learn.opt.hypers[i]["lr"] for i in range(2))
+    assert head_lr / body_lr == pytest.approx(100, rel=1e-6)
 
 
 def test_two_phases_learn_well_above_chance(trained, split):
@@ -117,7 +137,7 @@ def test_run_folder_reloads_and_reproduces_predictions(trained, split):
 
 
 def test_same_seed_same_training(split):
-    runs = [transfer.train(split, **{**SMALL, "epochs_frozen": 1, "epochs_unfrozen": 1}) for _ in range(2)]
+    runs = [transfer.train(split, opts(epochs_frozen=1, epochs_unfrozen=1)) for _ in range(2)]
     assert runs[0].history["val_loss"] == runs[1].history["val_loss"]
 
 
@@ -127,29 +147,53 @@ def test_external_validation_maps_names_and_reports_the_rest(trained, split, tmp
         shutil.copytree(split.root / ours, external / theirs)
     write_class_folders(tmp_path / "extra", ["platelet"], per_class=4, size=64, seed=9)
     shutil.copytree(tmp_path / "extra" / "platelet", external / "platelet")
-    result = transfer.evaluate_external(trained.learner, external)
+    result = transfer.evaluate_external(trained.model, external)
     assert result["class_map"] == {"Monocyte": "monocyte", "NEUTROPHIL": "neutrophil"}
     assert result["unmapped"] == {"platelet": 4}
     assert result["n_images"] == 80 and set(result["recall_per_class"]) == {"monocyte", "neutrophil"}
     assert result["accuracy"] > 0.5
     assert result["n_correct"] == round(result["accuracy"] * 80)
 
-    only_mono = transfer.evaluate_external(trained.learner, external, class_map={"Monocyte": "monocyte"})
+    only_mono = transfer.evaluate_external(trained.model, external, class_map={"Monocyte": "monocyte"})
     assert only_mono["n_images"] == 40 and only_mono["unmapped"] == {"NEUTROPHIL": 40, "platelet": 4}
     transfer.save_external(trained.folder, "other-lab", only_mono)
     saved = load_run(trained.folder)["external"]["other-lab"]
     assert saved["n_images"] == 40 and saved["unmapped"] == {"NEUTROPHIL": 40, "platelet": 4}
     with pytest.raises(ValueError, match="not classes of this model"):
-        transfer.evaluate_external(trained.learner, external, class_map={"platelet": "thrombocyte"})
+        transfer.evaluate_external(trained.model, external, class_map={"platelet": "thrombocyte"})
     with pytest.raises(DataError, match="does not have"):
-        transfer.evaluate_external(trained.learner, external, class_map={"Lymph": "lymphocyte"})
+        transfer.evaluate_external(trained.model, external, class_map={"Lymph": "lymphocyte"})
     with pytest.raises(DataError, match="class_map"):
-        transfer.evaluate_external(trained.learner, external, class_map={})
+        transfer.evaluate_external(trained.model, external, class_map={})
 
 
-def test_lr_finder_suggests_a_rate_and_puts_the_weights_back(split, tmp_path):
-    learn = transfer.build_learner(split, image_size=48, batch_size=16)
-    before = _snapshot(learn.model)
+def test_lr_finder_suggests_a_rate_and_puts_the_weights_back(split):
+    learn = transfer.build_learner(split, opts())
+    before, scratch = _snapshot(learn.model), learn.path
     suggestion = transfer.find_lr(learn, num_it=8)
     assert 1e-7 < suggestion.valley < 10
-    assert _changed(before, learn.model) == set() and learn.path == transfer.Path(".")
+    assert _changed(before, learn.model) == set() and learn.path == scratch
+
+
+def test_reseed_makes_training_independent_of_earlier_batches(split):
+    """The notebook shows batches and runs the finder before phase 1; reseeding makes its phase 1
+    the same as run_experiment's, which does neither."""
+    histories = []
+    for look_first in (False, True):
+        learn = transfer.build_learner(split, opts())
+        if look_first:
+            learn.dls.train.one_batch()
+            transfer.find_lr(learn, num_it=4)
+        transfer.reseed(learn, 42)
+        with learn.no_bar():
+            learn.fit_one_cycle(1, 1e-3, cbs=transfer.keep_best(1, "frozen"))
+        histories.append(transfer.phase_history(learn))
+    assert histories[0] == histories[1]
+
+
+def test_external_framing_is_explicit(trained, split):
+    files = split.files["test"][:6]
+    same = transfer.predict(trained.model, files, crop=1.0)
+    np.testing.assert_allclose(same, transfer.predict(trained.model, files), atol=1e-6)  # synthetic: crop 1.0
+    tight = transfer.predict(trained.model, files, crop=0.5)
+    assert not np.allclose(tight, same, atol=1e-3)

@@ -70,3 +70,23 @@ def open_wbc5(data: str = "auto", data_dir: str | Path | None = None, size: int 
     """The white-cell set in memory with the lab's stratified 70/15/15 split."""
     folder = wbc5_folder(data, data_dir)
     return load_folder(folder, size=size, seed=seed, name="WBC-5")
+
+
+def external_folder(external_dir: str | Path | None = "auto", data_dir: str | Path | None = None) -> Path | None:
+    """Another lab's labelled white-cell class folders for external validation.
+
+    A path must exist (an error otherwise, never a silent skip); ``"auto"`` looks for
+    ``external/bccd`` beside the data (``data_dir``, ``$BLOODCELLS_DATA_DIR``, ``data/``) and
+    returns ``None`` when there is none; ``None`` means no external validation.
+    """
+    if external_dir is None:
+        return None
+    if external_dir != "auto":
+        folder = Path(external_dir).expanduser()
+        if not folder.is_dir():
+            raise DataError(f"external_dir {folder} is not a folder; point it at class folders "
+                            "(<class>/*.jpg) from another lab, or set external_dir = None")
+        return folder
+    roots = [Path(data_dir).expanduser()] if data_dir else []
+    roots += [r for r in (env_data_dir(), kit_data_dir()) if r is not None]
+    return next((r / "external" / "bccd" for r in roots if (r / "external" / "bccd").is_dir()), None)

@@ -14,9 +14,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from bloodcells.config import BACKBONES
 from bloodcells.network import online
 
-BACKBONES = ("efficientnet_lite0", "resnet18")
 IMAGENET_STATS = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
 LITE0_STATS = ([0.5, 0.5, 0.5], [0.5, 0.5, 0.5])  # the TF-trained EfficientNet-Lite normalisation
 

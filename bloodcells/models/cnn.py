@@ -1,33 +1,36 @@
-"""Lab 1: Keras CNNs for BloodMNIST.
+"""Lab 1: Keras CNNs for BloodMNIST, the parts a notebook should not have to spell out.
 
 ``seed`` is the course report's network as described (91.61% test accuracy there); ``improved``
 keeps to a laptop CPU budget but adds what the field knows helps: batch norm, deeper blocks,
 augmentation that respects cells (no orientation: flips and 90-degree turns; mild stain jitter),
-AdamW with a cosine schedule, label smoothing and test-time augmentation.
+AdamW with a cosine schedule, label smoothing and test-time augmentation, each a switch in
+:data:`bloodcells.config.LAB1`. Notebook 02 writes compile, EarlyStopping and fit out in its cells;
+:func:`train` does the very same steps in one call for benchmarks and the lab runner.
 """
 from __future__ import annotations
 
-import sys
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
+import warnings
 
 import keras  # importing this module imports bloodcells first, which quiets TensorFlow
 import numpy as np
 import tensorflow as tf
 
-from bloodcells import metrics as M
+from bloodcells import experiment
+from bloodcells.config import CNN_MODELS as MODELS, LAB1
 from bloodcells.data.preprocess import normalize_images, one_hot
-from bloodcells.runs import new_run_dir, save_predictions, write_json
+from bloodcells.experiment import RunRecord
 from bloodcells.seeding import seed_everything
 
-MODELS = ("seed", "improved")
-# The improved model's cosine schedule is meant to run to its end, so its patience equals its
-# epochs; EarlyStopping still restores the weights of its best validation epoch.
-DEFAULTS = {
-    "seed": {"epochs": 15, "batch_size": 32, "learning_rate": 1e-3, "patience": 3},
-    "improved": {"epochs": 24, "batch_size": 128, "learning_rate": 3e-3, "patience": 24},
-}
+# model.fit's default shuffle=True does not apply to a tf.data pipeline, which shuffles itself.
+warnings.filterwarnings("ignore", message="`shuffle=True` was passed", category=UserWarning)
+
+
+def options(model: str = "seed", quick: bool = False, **given):
+    """Training options for ``model``: its recipe, quick mode's changes, then ``given`` (None = unset)."""
+    if model not in MODELS:
+        raise ValueError(f"model must be one of {MODELS}, got {model!r}")
+    return LAB1.options(quick=quick, base=(model,), **given)
 
 
 def build_seed_cnn(input_shape, n_classes: int) -> keras.Model:
@@ -94,69 +97,80 @@ def _augmenter(seed: int):
     return augment
 
 
-@dataclass
-class TrainResult:
-    model: keras.Model
-    history: dict
-    params: dict
-    train_seconds: float
-    best_epoch: int = 0
-    probabilities: np.ndarray | None = None  # test split, filled by run_experiment
-    metrics: dict = field(default_factory=dict)
-    folder: Path | None = None
-
-
-def _verbose() -> int:
-    """Keras' progress bar in a notebook, one line per epoch in scripts and logs."""
-    return 1 if "ipykernel" in sys.modules else 2
-
-
-def train(dataset, model: str = "seed", epochs: int | None = None, batch_size: int | None = None,
-          learning_rate: float | None = None, patience: int | None = None, seed: int = 0,
-          max_train_samples: int | None = None, verbose: int | None = None) -> TrainResult:
-    """Train one of :data:`MODELS` on a dataset's train split, early-stopping on val loss.
-
-    ``None`` hyper-parameters take the model's :data:`DEFAULTS`. EarlyStopping restores the
-    weights of the epoch with the lowest validation loss.
-    """
-    if model not in MODELS:
-        raise ValueError(f"model must be one of {MODELS}, got {model!r}")
-    params = {**DEFAULTS[model], **{k: v for k, v in dict(
-        epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, patience=patience).items()
-        if v is not None}}
-    params.update(model=model, seed=seed, max_train_samples=max_train_samples, dataset=dataset.title,
-                  image_size=int(dataset.image_shape[0]))
-    seed_everything(seed)
+def training_data(dataset, options) -> tuple[tf.data.Dataset, tuple[np.ndarray, np.ndarray]]:
+    """The training batches (shuffled each epoch, augmented if ``options["augment"]``) and the
+    validation arrays, both scaled to [0, 1] with one-hot labels."""
     n_classes = len(dataset.class_names)
-    x_train, y_train = dataset.subset("train", max_train_samples, seed)
-    x_train, y_train = normalize_images(x_train), one_hot(y_train, n_classes)
-    x_val, y_val = normalize_images(dataset.images["val"]), one_hot(dataset.labels["val"], n_classes)
+    x, y = dataset.subset("train", options["max_train_samples"], options["seed"])
+    batches = tf.data.Dataset.from_tensor_slices((normalize_images(x), one_hot(y, n_classes))).shuffle(
+        len(x), seed=options["seed"], reshuffle_each_iteration=True).batch(options["batch_size"])
+    if options["augment"]:
+        batches = batches.map(_augmenter(options["seed"]))
+    val = normalize_images(dataset.images["val"]), one_hot(dataset.labels["val"], n_classes)
+    return batches.prefetch(2), val
 
-    net = build_model(model, x_train.shape[1:], n_classes)
-    bs = params["batch_size"]
-    train_data = tf.data.Dataset.from_tensor_slices((x_train, y_train)).shuffle(
-        len(x_train), seed=seed, reshuffle_each_iteration=True).batch(bs)
-    if model == "improved":
-        steps = params["epochs"] * int(np.ceil(len(x_train) / bs))
-        schedule = keras.optimizers.schedules.CosineDecay(
-            params["learning_rate"] / 10, steps, warmup_target=params["learning_rate"],
-            warmup_steps=max(1, steps // 15))
-        optimizer = keras.optimizers.AdamW(schedule, weight_decay=5e-4)
-        loss = keras.losses.CategoricalCrossentropy(label_smoothing=0.1)
-        train_data = train_data.map(_augmenter(seed))
-    else:
-        optimizer = keras.optimizers.Adam(params["learning_rate"])
-        loss = keras.losses.CategoricalCrossentropy()
-    net.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
-    stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=params["patience"],
-                                            restore_best_weights=True)
-    start = time.perf_counter()
-    history = net.fit(train_data.prefetch(2), validation_data=(x_val, y_val), epochs=params["epochs"],
-                      callbacks=[stopper], shuffle=False, verbose=_verbose() if verbose is None else verbose)
-    seconds = time.perf_counter() - start
+
+def optimizer(options, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    """Adam at a constant rate (the report), or AdamW with warm-up then cosine decay (improved)."""
+    rate = options["learning_rate"]
+    if options["schedule"] == "cosine":
+        steps = options["epochs"] * steps_per_epoch
+        rate = keras.optimizers.schedules.CosineDecay(rate / 10, steps, warmup_target=rate,
+                                                      warmup_steps=max(1, steps // 15))
+    if options["weight_decay"]:
+        return keras.optimizers.AdamW(rate, weight_decay=options["weight_decay"])
+    return keras.optimizers.Adam(rate)
+
+
+def loss(options) -> keras.losses.Loss:
+    """Categorical cross-entropy, with label smoothing when the options ask for it."""
+    return keras.losses.CategoricalCrossentropy(label_smoothing=options["label_smoothing"])
+
+
+def early_stopping(options) -> keras.callbacks.EarlyStopping:
+    """Stop after ``patience`` epochs without a lower validation loss; keep the best epoch's weights."""
+    return keras.callbacks.EarlyStopping(monitor="val_loss", patience=options["patience"],
+                                         restore_best_weights=True)
+
+
+class EpochLog(keras.callbacks.Callback):
+    """One printed line per epoch (readable in a notebook, a log and an HTML report, unlike Keras'
+    progress bar), and the training time in ``seconds``."""
+
+    def __init__(self, show: bool = True):
+        super().__init__()
+        self.show, self.seconds = show, 0.0
+
+    def on_train_begin(self, logs=None):
+        self._start = self._epoch_start = time.perf_counter()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds = time.perf_counter() - self._start
+        if self.show:
+            values = "  ".join(f"{k} {v:.4f}" for k, v in (logs or {}).items() if k != "learning_rate")
+            print(f"epoch {epoch + 1:3d}  {values}  ({time.perf_counter() - self._epoch_start:.1f} s)", flush=True)
+
+
+def record(model: keras.Model, history, options, dataset, seconds: float) -> RunRecord:
+    """Wrap a trained model and its ``fit`` history as the labs' :class:`RunRecord`."""
     hist = {k: [float(v) for v in vals] for k, vals in history.history.items() if k != "learning_rate"}
-    best = int(np.argmin(hist["val_loss"])) + 1
-    return TrainResult(net, hist, params, seconds, best)
+    params = {**options, "dataset": dataset.title, "image_size": int(dataset.image_shape[0])}
+    return RunRecord(model, hist, params, seconds)
+
+
+def train(dataset, options, log: bool = True) -> RunRecord:
+    """Notebook 02's training cells in one call: seed, data, build, compile, fit with early stopping."""
+    seed_everything(options["seed"])
+    train_batches, val = training_data(dataset, options)
+    model = build_model(options["model"], dataset.image_shape, len(dataset.class_names))
+    model.compile(optimizer=optimizer(options, len(train_batches)), loss=loss(options), metrics=["accuracy"])
+    epoch_log = EpochLog(show=log)
+    history = model.fit(train_batches, validation_data=val, epochs=options["epochs"],
+                        callbacks=[early_stopping(options), epoch_log], verbose=0)
+    return record(model, history, options, dataset, epoch_log.seconds)
 
 
 def predict_proba(model: keras.Model, images: np.ndarray, tta: bool = False, batch_size: int = 512) -> np.ndarray:
@@ -168,34 +182,25 @@ def predict_proba(model: keras.Model, images: np.ndarray, tta: bool = False, bat
     return np.mean([model.predict(v, batch_size=batch_size, verbose=0) for v in views], axis=0)
 
 
-def evaluate(result: TrainResult, dataset, split: str = "test", tta: bool | None = None) -> tuple[np.ndarray, dict]:
-    """Probabilities on a split and the metrics summary. TTA is on for the improved model."""
-    tta = result.params["model"] == "improved" if tta is None else tta
-    probs = predict_proba(result.model, dataset.images[split], tta=tta)
-    summary = M.summary(dataset.labels[split], probs.argmax(1), dataset.class_names)
-    summary.update(model=result.params["model"], dataset=dataset.title, synthetic=dataset.synthetic,
-                   tta=tta, train_seconds=round(result.train_seconds, 1), best_epoch=result.best_epoch,
-                   epochs_run=len(result.history["loss"]))
-    return probs, summary
+def evaluate(run: RunRecord, dataset) -> dict:
+    """Score a run on the test split (and keep validation probabilities), with its TTA setting."""
+    tta = run.params["tta"]
+    probs = {split: predict_proba(run.model, dataset.images[split], tta=tta) for split in ("test", "val")}
+    return experiment.score(run, dataset.labels["test"], probs["test"], dataset.class_names,
+                            val_probabilities=probs["val"], model=run.params["model"], dataset=dataset.title,
+                            synthetic=dataset.synthetic, tta=tta)
 
 
-def save_run(folder: str | Path, result: TrainResult, dataset, probabilities: np.ndarray, summary: dict) -> Path:
-    """Write model.keras, predictions.npz, history.json, params.json and metrics.json."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    result.model.save(folder / "model.keras")
-    save_predictions(folder, probabilities, dataset.labels["test"], dataset.class_names,
-                     images=dataset.images["test"])
-    write_json(folder / "history.json", result.history)
-    write_json(folder / "params.json", result.params)
-    write_json(folder / "metrics.json", summary)
-    return folder
+def save_run(run: RunRecord, dataset, output_dir="runs"):
+    """A new run folder: model.keras, predictions.npz (with the test images), history, params, metrics."""
+    return experiment.save(run, output_dir, f"cnn-{run.params['model']}", lambda f: run.model.save(f / "model.keras"),
+                           dataset.labels["test"], dataset.class_names, val_labels=dataset.labels["val"],
+                           images=dataset.images["test"])
 
 
-def run_experiment(dataset, model: str = "seed", output_dir: str | Path = "runs", **train_kwargs) -> TrainResult:
-    """Train, evaluate on the test split and save a new run folder: what notebook 02 does per model."""
-    result = train(dataset, model, **train_kwargs)
-    result.probabilities, result.metrics = evaluate(result, dataset)
-    result.folder = save_run(new_run_dir(output_dir, f"cnn-{model}"), result, dataset,
-                             result.probabilities, result.metrics)
-    return result
+def run_experiment(dataset, options, output_dir="runs", log: bool = True) -> RunRecord:
+    """Train, evaluate and save: what notebook 02 does for one model, in one call."""
+    run = train(dataset, options, log)
+    evaluate(run, dataset)
+    save_run(run, dataset, output_dir)
+    return run

@@ -1,7 +1,8 @@
 """Lab 2: two-phase fastai transfer learning on a class-folder set (the five white-cell classes).
 
 Phase 1 trains a new head on a frozen ImageNet body; phase 2 unfreezes everything and fine-tunes
-with a smaller learning rate. Each phase early-stops on validation loss and keeps its best weights.
+with discriminative learning rates (``slice(body, head)``: the body moves more gently). Notebook 03
+writes these steps out in its cells; :func:`train` does the same in one call. Each phase early-stops on validation loss and keeps its best weights.
 In phase 1 every weight of the body is frozen, batch-norm scales and shifts included (fastai's
 ``train_bn=False``), so no gradient flows into the body and an epoch costs about one forward pass
 per image, cheap on a CPU. The body's batch-norm layers still run in training mode: they normalise
@@ -13,10 +14,13 @@ and it stopped early at 97% validation accuracy.)
 from __future__ import annotations
 
 import contextlib
+import json
+import random
+import shutil
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+import weakref
 from functools import lru_cache
 from pathlib import Path
 
@@ -36,20 +40,14 @@ from fastai.vision.data import ImageBlock
 from fastai.vision.learner import create_head
 from torch import nn
 
-from bloodcells import metrics as M
+from bloodcells import experiment
+from bloodcells.config import BACKBONES, LAB2, Options
 from bloodcells.data.errors import DataError
 from bloodcells.data.folders import FolderSplit, discover, read_rgb
-from bloodcells.models.backbones import BACKBONES, backbone
-from bloodcells.runs import new_run_dir, save_predictions, write_json
+from bloodcells.experiment import RunRecord
+from bloodcells.models.backbones import backbone
+from bloodcells.runs import write_json
 from bloodcells.seeding import seed_everything
-
-# The course report's recipe; image_size 224 is its size (a GPU's), smaller sizes suit a CPU.
-DEFAULTS = {
-    "backbone": "efficientnet_lite0", "pretrained": True, "image_size": 224, "batch_size": 32,
-    "epochs_frozen": 20, "lr_frozen": 1e-3, "patience_frozen": 3,
-    "epochs_unfrozen": 20, "lr_unfrozen": 1e-4, "patience_unfrozen": 5,
-    "crop": None, "seed": 42, "max_train_per_class": None, "tta": False,
-}
 
 # PBC photos are 360 pixels with the cell in the middle; BloodMNIST keeps the central 200. Cropping
 # to that before resizing gives the network more pixels per cell at the same cost (linear probe of
@@ -57,21 +55,11 @@ DEFAULTS = {
 # The synthetic set is drawn already cropped to the cell, so it is not cropped again.
 PHOTO_CROP = 0.55
 
-# What notebook 03 runs on a CPU: the recipe at a smaller image size, a fine-tuning rate of 5e-4
-# (1e-4 was still climbing after 20 epochs: 97.3% test accuracy, 1,115 s), scored with test-time
-# augmentation; and a quick mode for a classroom: smaller images, fewer epochs.
-# benchmarks/transfer.py measures both.
-CPU_LAB = {"image_size": 128, "lr_unfrozen": 5e-4, "tta": True}
-QUICK = {"image_size": 96, "epochs_frozen": 3, "epochs_unfrozen": 8}
 
-
-def lab_options(quick: bool = False, image_size: int | None = None) -> dict:
-    """Notebook 03's training options: the recipe with :data:`CPU_LAB`'s changes, and :data:`QUICK`'s
-    on top in quick mode; ``image_size`` overrides both."""
-    options = {**DEFAULTS, **CPU_LAB, **(QUICK if quick else {})}
-    if image_size:
-        options["image_size"] = image_size
-    return options
+def options(quick: bool = False, **given) -> Options:
+    """Lab 2's training options: the report's recipe, the kit's CPU changes, quick mode's changes
+    when ``quick``, then ``given`` (``None`` = not set). :data:`bloodcells.config.LAB2` declares them."""
+    return LAB2.options(quick=quick, **given)
 
 
 @lru_cache(maxsize=20_000)
@@ -81,14 +69,16 @@ def _cell_pixels(path: str, size: int, crop: float) -> np.ndarray:
 
 
 class ReadCell:
-    """fastai ``get_x``: an item ``[path, label]`` to its centre-cropped, square ``size`` image
-    (a plain class, so an exported learner pickles it)."""
+    """fastai ``get_x``: an item ``[path, label]`` (or ``[path, label, crop]`` for another set's
+    framing) to its centre-cropped, square ``size`` image (a plain class, so an exported learner
+    pickles it)."""
 
     def __init__(self, size: int, crop: float = 1.0):
         self.size, self.crop = size, crop
 
     def __call__(self, item) -> PILImage:
-        return PILImage.create(_cell_pixels(str(item[0]), self.size, self.crop))
+        crop = item[2] if len(item) > 2 else self.crop
+        return PILImage.create(_cell_pixels(str(item[0]), self.size, crop))
 
 
 def augmentations(image_size: int) -> list:
@@ -114,153 +104,154 @@ def _train_subset(split: FolderSplit, max_per_class: int | None, seed: int) -> t
     return list(files[keep]), labels[keep]
 
 
-def make_dataloaders(split: FolderSplit, image_size: int = 224, batch_size: int = 32, seed: int = 42,
-                     stats=None, max_train_per_class: int | None = None, crop: float = 1.0):
+def crop_for(split: FolderSplit, options) -> float:
+    """The options' crop, or the default framing: PBC photos cropped to the cell, SYNTHETIC not."""
+    return options["crop"] or (1.0 if split.synthetic else PHOTO_CROP)
+
+
+def make_dataloaders(split: FolderSplit, options, stats=None):
     """fastai DataLoaders over the split's train and val files (the test split stays held out)."""
-    train_files, train_labels = _train_subset(split, max_train_per_class, seed)
+    train_files, train_labels = _train_subset(split, options["max_train_per_class"], options["seed"])
     items = (_items(train_files, train_labels, split.class_names)
              + _items(split.files["val"], split.labels["val"], split.class_names))
-    n_train = len(train_files)
+    size = options["image_size"]
     block = DataBlock(
         blocks=(ImageBlock, CategoryBlock(vocab=list(split.class_names))),
-        get_x=ReadCell(image_size, crop), get_y=ItemGetter(1),
-        splitter=IndexSplitter(list(range(n_train, len(items)))),
-        batch_tfms=[*augmentations(image_size), *([Normalize.from_stats(*stats)] if stats else [])],
+        get_x=ReadCell(size, crop_for(split, options)), get_y=ItemGetter(1),
+        splitter=IndexSplitter(list(range(len(train_files), len(items)))),
+        batch_tfms=[*augmentations(size), *([Normalize.from_stats(*stats)] if stats else [])],
     )
-    seed_everything(seed)
+    seed_everything(options["seed"])
     # num_workers=0: the cache lives in this process, and the order is reproducible.
-    return block.dataloaders(items, bs=batch_size, num_workers=0)
+    return block.dataloaders(items, bs=options["batch_size"], num_workers=0)
 
 
 def body_head_splitter(model: nn.Sequential) -> list:
-    """Two parameter groups, body then head: what ``freeze()`` and ``unfreeze()`` act on."""
+    """Two parameter groups, body then head: what ``freeze()``, ``unfreeze()`` and a
+    ``slice(body_lr, head_lr)`` act on."""
     return [params(model[0]), params(model[1])]
 
 
-def _params(overrides: dict, split: FolderSplit) -> dict:
-    """:data:`DEFAULTS` updated with the given values (``None`` keeps a default); ``crop`` resolved."""
-    unknown = set(overrides) - set(DEFAULTS)
-    if unknown:
-        raise TypeError(f"unknown parameters {sorted(unknown)}; valid: {sorted(DEFAULTS)}")
-    p = {**DEFAULTS, **{k: v for k, v in overrides.items() if v is not None}}
-    p["crop"] = p["crop"] or (1.0 if split.synthetic else PHOTO_CROP)
-    return p
-
-
-def build_learner(split: FolderSplit, **overrides) -> Learner:
+def build_learner(split: FolderSplit, options) -> Learner:
     """An ImageNet body plus fastai's head (concat pooling, BN, dropout, two linears), body frozen.
 
-    Takes :data:`DEFAULTS`' names; the ones that shape the model and its data are used here."""
-    p = _params(overrides, split)
-    if p["backbone"] not in BACKBONES:
-        raise ValueError(f"backbone must be one of {BACKBONES}, got {p['backbone']!r}")
-    if p["image_size"] < 32:
-        raise ValueError(f"image_size must be at least 32 pixels for an ImageNet body, got {p['image_size']}")
-    seed_everything(p["seed"])
-    net = backbone(p["backbone"], p["pretrained"])
-    dls = make_dataloaders(split, p["image_size"], p["batch_size"], p["seed"], net.stats, p["max_train_per_class"],
-                           p["crop"])
+    Its ``path`` is a scratch folder for :func:`keep_best`'s checkpoints, removed with the learner."""
+    seed_everything(options["seed"])
+    net = backbone(options["backbone"], options["pretrained"])
+    dls = make_dataloaders(split, options, net.stats)
     head = create_head(net.n_features, len(split.class_names))
     apply_init(head, nn.init.kaiming_normal_)
     learn = Learner(dls, nn.Sequential(net.body, head), loss_func=CrossEntropyLossFlat(), metrics=accuracy,
                     splitter=body_head_splitter, train_bn=False)
     learn.freeze()
+    learn.path = Path(tempfile.mkdtemp(prefix="bloodcells-checkpoints-"))
+    weakref.finalize(learn, shutil.rmtree, learn.path, True)
     return learn
 
 
-@dataclass
-class TransferResult:
-    learner: Learner
-    history: dict
-    params: dict
-    train_seconds: float
-    probabilities: np.ndarray | None = None  # test split, filled by run_experiment
-    metrics: dict = field(default_factory=dict)
-    folder: Path | None = None
+def trainable_parameters(learn: Learner) -> int:
+    """How many weights the optimiser may change now (falls at ``freeze()``, rises at ``unfreeze()``)."""
+    return sum(p.numel() for p in learn.model.parameters() if p.requires_grad)
 
 
-def _quiet_bar(learn: Learner):
-    """fastai's progress bars in a notebook; in scripts and logs, one printed line per epoch."""
+def keep_best(patience: int, tag: str) -> list:
+    """Callbacks for one phase: stop after ``patience`` epochs without a lower validation loss, and
+    reload the best epoch's weights at the end (checkpoint ``best-<tag>`` under ``learn.path``)."""
+    return [EarlyStoppingCallback(monitor="valid_loss", patience=patience),
+            SaveModelCallback(monitor="valid_loss", fname=f"best-{tag}", with_opt=False)]
+
+
+def quiet(learn: Learner):
+    """fastai's live bars in a notebook (they end as one table row per epoch); in scripts and
+    logs, one printed line per epoch instead of pages of progress fragments."""
     return contextlib.nullcontext() if "ipykernel" in sys.modules else learn.no_bar()
 
 
-def fit_phase(learn: Learner, epochs: int, lr: float, patience: int, tag: str) -> dict:
-    """One-cycle training that stops after ``patience`` epochs without a lower val loss and then
-    reloads the best epoch's weights. Returns this phase's per-epoch history."""
-    cbs = [EarlyStoppingCallback(monitor="valid_loss", patience=patience),
-           SaveModelCallback(monitor="valid_loss", fname=f"best-{tag}", with_opt=False)]
-    with _quiet_bar(learn):
-        learn.fit_one_cycle(epochs, lr, cbs=cbs)
+def reseed(learn: Learner, seed: int) -> None:
+    """Seed every generator training draws from, the DataLoaders' own shufflers included, so
+    training from here on does not depend on batches drawn before (``show_batch``, the finder)."""
+    seed_everything(seed)
+    for number, loader in enumerate(learn.dls.loaders):
+        loader.rng = random.Random(seed + number)
+
+
+def phase_history(learn: Learner) -> dict:
+    """The last ``fit``'s per-epoch training loss, validation loss and accuracy."""
     values = np.array(learn.recorder.values, dtype=float)
-    return {"loss": values[:, 0].tolist(), "val_loss": values[:, 1].tolist(),
-            "val_accuracy": values[:, 2].tolist()}
+    return {"loss": values[:, 0].tolist(), "val_loss": values[:, 1].tolist(), "val_accuracy": values[:, 2].tolist()}
 
 
 def find_lr(learn: Learner, num_it: int = 100):
     """fastai's learning-rate finder on a learner from :func:`build_learner`: a look only, its
     weights are restored afterwards. Returns the suggestion (the valley) and draws loss against rate."""
-    home = learn.path
-    try:
-        with tempfile.TemporaryDirectory() as scratch, _quiet_bar(learn):
-            learn.path = Path(scratch)  # lr_find saves and restores the weights there
-            return learn.lr_find(num_it=num_it)
-    finally:
-        learn.path = home
+    with quiet(learn):  # lr_find saves the weights under learn.path and restores them
+        return learn.lr_find(num_it=num_it)
 
 
-def train(split: FolderSplit, **overrides) -> TransferResult:
-    """Phase 1 (frozen body) then phase 2 (unfrozen), with :data:`DEFAULTS` for what is not given."""
-    p = _params(overrides, split)
-    learn = build_learner(split, **p)
+def record(learn: Learner, phases: list[dict], options, split: FolderSplit, seconds: float) -> RunRecord:
+    """Both phases' histories (with a ``phase`` column) and the options as the labs' RunRecord."""
     history = {"loss": [], "val_loss": [], "val_accuracy": [], "phase": []}
+    params = {**options, "crop": crop_for(split, options), "dataset": str(split.root),
+              "synthetic": split.synthetic, "class_names": list(split.class_names)}
+    for number, (tag, part) in enumerate(zip(("frozen", "unfrozen"), phases), start=1):
+        for key, values in part.items():
+            history[key] += values
+        history["phase"] += [number] * len(part["loss"])
+        params[f"epochs_run_{tag}"] = len(part["loss"])
+        params[f"best_epoch_{tag}"] = int(np.argmin(part["val_loss"])) + 1
+    return RunRecord(learn, history, params, seconds)
+
+
+def train(split: FolderSplit, options) -> RunRecord:
+    """Notebook 03's training cells in one call: build, phase 1 on the frozen body, unfreeze,
+    phase 2 with discriminative rates, each phase early-stopped with its best weights kept."""
+    learn = build_learner(split, options)
+    reseed(learn, options["seed"])
     start = time.perf_counter()
-    with tempfile.TemporaryDirectory() as scratch:  # SaveModelCallback's checkpoints
-        learn.path = Path(scratch)
-        for phase, tag in ((1, "frozen"), (2, "unfrozen")):
-            if phase == 2:
-                learn.unfreeze()
-            part = fit_phase(learn, p[f"epochs_{tag}"], p[f"lr_{tag}"], p[f"patience_{tag}"], tag)
-            for key, values in part.items():
-                history[key] += values
-            history["phase"] += [phase] * len(part["loss"])
-            p[f"epochs_run_{tag}"] = len(part["loss"])
-            p[f"best_epoch_{tag}"] = int(np.argmin(part["val_loss"])) + 1
-    learn.path = Path(".")
-    p.update(dataset=str(split.root), synthetic=split.synthetic, class_names=list(split.class_names))
-    return TransferResult(learn, history, p, time.perf_counter() - start)
+    with quiet(learn):
+        learn.fit_one_cycle(options["epochs_frozen"], options["lr_frozen"],
+                            cbs=keep_best(options["patience_frozen"], "frozen"))
+        frozen = phase_history(learn)
+        learn.unfreeze()
+        learn.fit_one_cycle(options["epochs_unfrozen"], slice(options["lr_unfrozen_body"], options["lr_unfrozen"]),
+                            cbs=keep_best(options["patience_unfrozen"], "unfrozen"))
+        unfrozen = phase_history(learn)
+    return record(learn, [frozen, unfrozen], options, split, time.perf_counter() - start)
 
 
-def predict(learn: Learner, files, tta: bool = False, seed: int = 0) -> np.ndarray:
+def predict(learn: Learner, files, tta: bool = False, seed: int = 0, crop: float | None = None) -> np.ndarray:
     """Class probabilities for image files; ``tta`` blends the plain view with four randomly
-    augmented ones (fastai's ``Learner.tta``), drawn from ``seed`` so a score is repeatable."""
-    items = [[str(f), learn.dls.vocab[0]] for f in files]  # the label is unused at inference
+    augmented ones (fastai's ``Learner.tta``), drawn from ``seed`` so a score is repeatable.
+    ``crop`` frames another set's images its own way (default: the training framing)."""
+    label = learn.dls.vocab[0]  # unused at inference
+    items = [[str(f), label] if crop is None else [str(f), label, crop] for f in files]
     dl = learn.dls.test_dl(items, with_labels=False, num_workers=0)
     if tta:
         seed_everything(seed)
-    with _quiet_bar(learn):
+    with quiet(learn):
         probs, _ = learn.tta(dl=dl) if tta else learn.get_preds(dl=dl)
     return probs.numpy()
 
 
-def evaluate(result: TransferResult, split: FolderSplit) -> tuple[np.ndarray, dict]:
-    """Test-split probabilities and the same metrics summary lab 1 records."""
-    probs = predict(result.learner, split.files["test"], tta=result.params["tta"], seed=result.params["seed"])
-    summary = M.summary(split.labels["test"], probs.argmax(1), split.class_names)
-    p = result.params
-    summary.update(model=f"transfer-{p['backbone']}", backbone=p["backbone"], image_size=p["image_size"],
-                   dataset=Path(p["dataset"]).name + (" (SYNTHETIC)" if split.synthetic else ""),
-                   synthetic=split.synthetic, tta=p["tta"], train_seconds=round(result.train_seconds, 1),
-                   epochs_phase1=p["epochs_run_frozen"], epochs_phase2=p["epochs_run_unfrozen"])
-    return probs, summary
+def evaluate(run: RunRecord, split: FolderSplit) -> dict:
+    """Score a run on the test split (and keep validation probabilities), with its TTA setting."""
+    p = run.params
+    probs = {s: predict(run.model, split.files[s], tta=p["tta"], seed=p["seed"]) for s in ("test", "val")}
+    return experiment.score(
+        run, split.labels["test"], probs["test"], split.class_names, val_probabilities=probs["val"],
+        model=f"transfer-{p['backbone']}", backbone=p["backbone"], image_size=p["image_size"],
+        dataset=Path(p["dataset"]).name + (" (SYNTHETIC)" if split.synthetic else ""), synthetic=split.synthetic,
+        tta=p["tta"], epochs_phase1=p["epochs_run_frozen"], epochs_phase2=p["epochs_run_unfrozen"])
 
 
 def evaluate_external(learn: Learner, folder: str | Path, class_map: dict[str, str] | None = None,
-                      tta: bool = False) -> dict:
+                      tta: bool = False, crop: float = 1.0) -> dict:
     """Score a trained learner on another labelled class-folder set (another lab, stain, scanner).
 
     ``class_map`` maps that set's folder names to our class names; without it, folders named like
     our classes (any case) map to them. Classes that map to nothing are reported with their image
-    counts and left out of the scores, never guessed.
+    counts and left out of the scores, never guessed. ``crop`` is that set's own framing (1.0:
+    its images are already cropped around the cell), resized to the model's image size.
     """
     ours = list(learn.dls.vocab)
     names, files, _ = discover(folder, min_per_class=1)
@@ -280,35 +271,41 @@ def evaluate_external(learn: Learner, folder: str | Path, class_map: dict[str, s
         raise DataError(f"none of the classes in {folder} ({names}) map to this model's classes {ours}; "
                         "pass class_map={their_name: our_name, ...}")
     paths, labels = [f for f, _ in mapped], np.array([y for _, y in mapped])
-    probs = predict(learn, paths, tta=tta)
+    probs = predict(learn, paths, tta=tta, crop=crop)
     pred = probs.argmax(1)
     present = sorted(set(labels.tolist()))
     return {
-        "folder": str(folder), "class_map": class_map, "unmapped": unmapped,
+        "folder": Path(folder).name, "class_map": class_map, "unmapped": unmapped, "crop": crop,
         "n_images": len(labels), "n_correct": int((pred == labels).sum()),
         "accuracy": float((pred == labels).mean()),
+        "balanced_accuracy": float(np.mean([(pred[labels == c] == c).mean() for c in present])),
         "recall_per_class": {ours[c]: float((pred[labels == c] == c).mean()) for c in present},
+        "support_per_class": {ours[c]: int((labels == c).sum()) for c in present},
         "files": paths, "labels": labels, "probabilities": probs,
     }
 
 
-def save_run(folder: str | Path, result: TransferResult, split: FolderSplit, probabilities, summary: dict) -> Path:
-    """Write learner.pkl (fastai export), predictions.npz, history/params/metrics JSON."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    result.learner.export(folder.resolve() / "learner.pkl")
-    save_predictions(folder, probabilities, split.labels["test"], split.class_names,
-                     files=[Path(f).resolve() for f in split.files["test"]])  # readable from any working folder
-    write_json(folder / "history.json", result.history)
-    write_json(folder / "params.json", result.params)
-    write_json(folder / "metrics.json", summary)
-    return folder
+def save_run(run: RunRecord, split: FolderSplit, output_dir="runs") -> Path:
+    """A new run folder: learner.pkl (fastai export), predictions.npz (absolute test file paths, so
+    it reads from any working folder), history, params, metrics."""
+    return experiment.save(run, output_dir, f"transfer-{run.params['backbone']}",
+                           lambda folder: export(run.model, folder / "learner.pkl"),
+                           split.labels["test"], split.class_names, val_labels=split.labels["val"],
+                           files=[Path(f).resolve() for f in split.files["test"]])
+
+
+def export(learn: Learner, file: Path) -> None:
+    """fastai's export, without the scratch checkpoint folder in the pickle (a loaded learner
+    saves under the working folder, like any fastai learner)."""
+    scratch, learn.path = learn.path, Path(".")
+    try:
+        learn.export(Path(file).resolve())
+    finally:
+        learn.path = scratch
 
 
 def save_external(folder: str | Path, name: str, external: dict) -> Path:
     """Add an external-validation result to a run folder (``external.json``, one entry per set)."""
-    import json
-
     path = Path(folder) / "external.json"
     results = json.loads(path.read_text()) if path.is_file() else {}
     results[name] = {k: v for k, v in external.items() if k not in ("files", "labels", "probabilities")}
@@ -321,14 +318,13 @@ def load(folder: str | Path) -> Learner:
     The file is a pickle (fastai's format): load only run folders you or your course made."""
     path = Path(folder) / "learner.pkl"
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found; train with run_experiment (notebook 03) first")
+        raise FileNotFoundError(f"{path} not found; train with notebook 03 (or run_experiment) first")
     return load_learner(path)
 
 
-def run_experiment(split: FolderSplit, output_dir: str | Path = "runs", **overrides) -> TransferResult:
-    """Train both phases, evaluate on the test split, save a new run folder: notebook 03's job."""
-    result = train(split, **overrides)
-    result.probabilities, result.metrics = evaluate(result, split)
-    name = f"transfer-{result.params['backbone']}"
-    result.folder = save_run(new_run_dir(output_dir, name), result, split, result.probabilities, result.metrics)
-    return result
+def run_experiment(split: FolderSplit, options, output_dir="runs") -> RunRecord:
+    """Train both phases, evaluate on the test split, save a new run folder, in one call."""
+    run = train(split, options)
+    evaluate(run, split)
+    save_run(run, split, output_dir)
+    return run

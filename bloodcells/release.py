@@ -1,0 +1,127 @@
+"""Student and solution editions of the course notebooks, made with nbgrader's own preprocessors.
+
+The notebooks in ``notebooks/`` are the instructor's source: exercises in nbgrader's markup
+(solution code between ``### BEGIN SOLUTION`` and ``### END SOLUTION``, written answers in
+solution cells, locked autograded test cells). ``bloodcells labs release --out DIR`` writes
+``DIR/solutions/`` (the notebooks as they are) and ``DIR/student/`` (solutions replaced by a
+placeholder, hidden tests removed, outputs of exercise cells cleared, test cells locked).
+"""
+from __future__ import annotations
+
+import copy
+import shutil
+from pathlib import Path
+
+import nbformat
+
+CODE_STUB = '# YOUR CODE HERE: replace this line with your answer\nraise NotImplementedError("exercise not done yet")'
+TEXT_STUB = "YOUR ANSWER HERE"
+
+
+def _exercise_cell(cell) -> bool:
+    from nbgrader import utils
+
+    return utils.is_solution(cell) or utils.is_grade(cell)
+
+
+def _count(nb) -> dict[str, int]:
+    from nbgrader import utils
+
+    return {"code answers": sum(utils.is_solution(c) and c.cell_type == "code" for c in nb.cells),
+            "written answers": sum(utils.is_solution(c) and c.cell_type == "markdown" for c in nb.cells),
+            "autograded tests": sum(utils.is_grade(c) and not utils.is_solution(c) for c in nb.cells)}
+
+
+def student_edition(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """A copy of ``nb`` for students: nbgrader's ClearSolutions, ClearHiddenTests and LockCells, then
+    the outputs of the exercise cells cleared (the lesson's figures stay)."""
+    from nbgrader.preprocessors import ClearHiddenTests, ClearSolutions, LockCells
+
+    student = copy.deepcopy(nb)
+    resources: dict = {}
+    for step in (ClearSolutions(code_stub={"python": CODE_STUB}, text_stub=TEXT_STUB), ClearHiddenTests(),
+                 LockCells()):
+        student, resources = step.preprocess(student, resources)
+    for cell in student.cells:
+        if cell.cell_type == "code" and _exercise_cell(cell):
+            cell.outputs, cell.execution_count = [], None
+    return student
+
+
+def release(notebooks: list[Path], out: str | Path) -> dict[str, dict[str, int]]:
+    """Write ``out/solutions/`` and ``out/student/``; returns, per notebook, how many answer
+    cells (code and written) and autograded test cells it has.
+
+    Refuses to write into an existing edition folder, so a released (and maybe edited) edition is
+    never overwritten; everything is built in a scratch folder and moved in place at the end."""
+    out = Path(out).expanduser().resolve()
+    editions = {name: out / name for name in ("student", "solutions")}
+    existing = [str(p) for p in editions.values() if p.exists()]
+    if existing:
+        raise FileExistsError(f"{', '.join(existing)} already exist(s); choose a new --out folder "
+                              "(a released edition is never overwritten)")
+    scratch = out / ".release.partial"
+    shutil.rmtree(scratch, ignore_errors=True)
+    counts = {}
+    try:
+        for nb_path in notebooks:
+            nb = nbformat.read(nb_path, as_version=4)
+            counts[nb_path.stem] = _count(nb)
+            for name, edition in (("solutions", nb), ("student", student_edition(nb))):
+                (scratch / name).mkdir(parents=True, exist_ok=True)
+                nbformat.write(edition, scratch / name / nb_path.name)
+        for name, target in editions.items():
+            (scratch / name).rename(target)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return counts
+
+
+def _scrub(text: str, replacements: dict[str, str]) -> str:
+    for path, placeholder in replacements.items():
+        text = text.replace(path, placeholder)
+    return text
+
+
+def clean_executed(nb: nbformat.NotebookNode, replacements: dict[str, str]) -> nbformat.NotebookNode:
+    """An executed notebook as it ships: papermill's injected parameters and timing metadata removed
+    (the parameters cell keeps its defaults), and the machine's paths in outputs replaced."""
+    nb.cells = [c for c in nb.cells if "injected-parameters" not in c.metadata.get("tags", [])]
+    nb.metadata.pop("papermill", None)
+    for cell in nb.cells:
+        cell.metadata.pop("papermill", None)
+        cell.metadata.pop("execution", None)
+        for output in cell.get("outputs", []):
+            if "text" in output:
+                output["text"] = _scrub(output["text"], replacements)
+            for mime, value in output.get("data", {}).items():
+                if isinstance(value, str) and mime.startswith("text/"):
+                    output["data"][mime] = _scrub(value, replacements)
+            if "traceback" in output:
+                output["traceback"] = [_scrub(line, replacements) for line in output["traceback"]]
+    return nb
+
+
+def publish(notebooks: list[Path], data_dir: str | Path, log=print) -> list[Path]:
+    """Run the notebooks in quick mode on the real data and store their outputs in place, so a
+    student sees every figure on first open. Only a fully successful run replaces anything."""
+    import tempfile
+
+    from bloodcells import labs
+
+    data_dir = Path(data_dir).expanduser().resolve()
+    if not (data_dir / "medmnist").is_dir() or not (data_dir / "wbc5").is_dir():
+        raise FileNotFoundError(f"{data_dir} holds no medmnist/ and wbc5/: the shipped outputs come from real data; "
+                                "point --data-dir (or BLOODCELLS_DATA_DIR) at the real data folder")
+    with tempfile.TemporaryDirectory() as tmp:
+        lab = labs.run(notebooks, {"quick": True, "data": "real", "data_dir": str(data_dir)}, tmp, log=log)
+        if not lab.ok:
+            raise RuntimeError(f"nothing replaced: {lab.failure}")
+        replacements = {str(lab.folder.resolve()): "runs", str(data_dir): "<data>",
+                        str(labs.NOTEBOOK_DIR.parent): ".", str(Path.home()): "~"}
+        for nb_path in notebooks:
+            nb = clean_executed(nbformat.read(lab.folder / nb_path.name, as_version=4), replacements)
+            staged = nb_path.with_name(f".{nb_path.name}.new")
+            nbformat.write(nb, staged)
+            staged.replace(nb_path)
+    return notebooks

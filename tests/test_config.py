@@ -1,0 +1,59 @@
+"""One configuration source per lab: declarations, recipes and the one precedence rule."""
+import ast
+
+import pytest
+
+from bloodcells import config, labs
+from bloodcells.config import LAB1, LAB2, ConfigError
+from bloodcells.models import cnn, transfer
+
+
+def test_precedence_recipe_then_quick_then_user():
+    o = transfer.options()
+    assert o["backbone"] == "efficientnet_lite0" and o.sources["backbone"] == "cpu"
+    assert o["epochs_frozen"] == 20 and o.sources["epochs_frozen"] == "report"
+    q = transfer.options(quick=True)
+    assert q["image_size"] == 96 and q.sources["image_size"] == "quick mode"
+    mine = transfer.options(quick=True, image_size=64)  # what you set wins over quick mode
+    assert mine["image_size"] == 64 and mine.sources["image_size"] == "you"
+    assert mine["epochs_unfrozen"] == 8  # quick mode still applies to what you did not set
+    assert transfer.options(quick=True, image_size=None)["image_size"] == 96  # None = not set
+    table = mine.table()
+    assert table.loc["image_size", "set by"] == "you" and table.loc["image_size", "value"] == "64"
+
+
+def test_lab1_recipes():
+    seed, improved = cnn.options("seed"), cnn.options("improved")
+    assert (seed["epochs"], seed["batch_size"], seed["learning_rate"], seed["patience"]) == (15, 32, 1e-3, 3)
+    assert not seed["augment"] and seed["schedule"] == "constant" and seed["label_smoothing"] == 0
+    assert improved["augment"] and improved["tta"] and improved["schedule"] == "cosine"
+    quick = cnn.options("improved", quick=True, epochs=5)
+    assert quick["epochs"] == 5 and quick["max_train_samples"] == 2000 and quick["batch_size"] == 32
+
+
+@pytest.mark.parametrize("given, message", [
+    ({"epochs_frozen": "abc"}, "should be int"), ({"epochs_unfrozen": -1}, "out of range"), ({"image_size": 0}, "out of range"),
+    ({"backbone": "resnet19"}, "choose from"), ({"lr_frozen": -1.0}, "out of range"), ({"tta": 1}, "should be bool"),
+    ({"batch_size": True}, "should be int"),
+])
+def test_bad_values_name_the_parameter_and_what_is_valid(given, message):
+    with pytest.raises(ConfigError, match=message) as err:
+        transfer.options(**given)
+    assert next(iter(given)) in str(err.value)
+
+
+def test_notebook_parameter_cells_mirror_the_declarations():
+    """papermill needs literals in each notebook's parameters cell; they must equal config.NOTEBOOKS."""
+    for nb in labs.notebooks():
+        declared = config.NOTEBOOKS[nb.name[:2]]
+        cell = labs.parameters(nb)
+        assert set(cell) == set(declared), nb.stem
+        for name, spec in cell.items():
+            assert ast.literal_eval(spec["default"]) == declared[name].default, (nb.stem, name)
+            declared[name].check(name, declared[name].default)
+
+
+def test_training_options_of_notebooks_are_the_labs_options():
+    nb02, nb03 = config.NOTEBOOKS["02"], config.NOTEBOOKS["03"]
+    assert set(LAB1.params) - {"model"} <= set(nb02) and set(LAB2.params) <= set(nb03)
+    assert nb03["seed"].default == LAB2.params["seed"].default

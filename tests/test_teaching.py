@@ -1,0 +1,128 @@
+"""The notebooks teach: cell-by-cell training equals the package's one call, the nbgrader
+editions are what students and markers need, and the shipped notebooks open with real figures."""
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import papermill
+import pytest
+from papermill.exceptions import PapermillExecutionError
+
+from bloodcells import labs
+from bloodcells.release import release, student_edition
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _execute(number: str, out: Path, **params) -> Path:
+    nb = labs.select([number])[0]
+    papermill.execute_notebook(str(nb), str(out / nb.name), parameters={**params, "output_dir": str(out / "runs")},
+                               kernel_name="python3", cwd=str(nb.parent), progress_bar=False)
+    return out / "runs"
+
+
+def _history(runs: Path, prefix: str) -> dict:
+    (folder,) = [f for f in runs.iterdir() if f.name.startswith(prefix)]
+    return json.loads((folder / "history.json").read_text()), json.loads((folder / "metrics.json").read_text())
+
+
+def test_notebook_02_cell_by_cell_equals_run_experiment(tmp_path):
+    from bloodcells.data import open_bloodmnist
+    from bloodcells.models import cnn
+
+    runs = _execute("02", tmp_path, data="synthetic", quick=True, max_train_samples=300, epochs=2)
+    dataset = open_bloodmnist("synthetic")
+    for model in cnn.MODELS:
+        in_cells, metrics = _history(runs, f"cnn-{model}-")
+        one_call = cnn.run_experiment(dataset, cnn.options(model, quick=True, max_train_samples=300, epochs=2),
+                                      tmp_path / "one-call", log=False)
+        assert len(in_cells["val_loss"]) == 2
+        np.testing.assert_allclose(in_cells["val_loss"], one_call.history["val_loss"], rtol=1e-5)
+        assert metrics["n_correct"] == one_call.metrics["n_correct"], model
+
+
+def test_notebook_03_cell_by_cell_equals_run_experiment(tmp_path):
+    from bloodcells.data.folders import split_folder
+    from bloodcells.data.sources import wbc5_folder
+    from bloodcells.models import transfer
+
+    small = dict(max_train_per_class=12, image_size=48, epochs_frozen=2, epochs_unfrozen=1, tta=False)
+    runs = _execute("03", tmp_path, data="synthetic", quick=True, lr_finder_steps=5, external_dir=None, **small)
+    in_cells, metrics = _history(runs, "transfer-")
+    one_call = transfer.run_experiment(split_folder(wbc5_folder("synthetic")), transfer.options(quick=True, **small),
+                                       tmp_path / "one-call")
+    assert in_cells["phase"] == [1, 1, 2]
+    np.testing.assert_allclose(in_cells["val_loss"], one_call.history["val_loss"], rtol=1e-4)
+    assert metrics["n_correct"] == one_call.metrics["n_correct"]
+
+
+def _solution_lines(nb) -> list[str]:
+    lines = []
+    for cell in nb.cells:
+        if cell.metadata.get("nbgrader", {}).get("solution"):
+            body = cell.source
+            if cell.cell_type == "code":
+                body = body.split("### BEGIN SOLUTION")[1].split("### END SOLUTION")[0]
+            lines += [line.strip() for line in body.splitlines() if len(line.strip()) > 12]
+    return lines
+
+
+def test_release_writes_student_and_solution_editions(tmp_path):
+    counts = release(labs.notebooks(), tmp_path / "course")
+    for nb_path in labs.notebooks():
+        source = nbformat.read(nb_path, as_version=4)
+        assert counts[nb_path.stem]["code answers"] >= 3 and counts[nb_path.stem]["autograded tests"] >= 3
+        solution = nbformat.read(tmp_path / "course" / "solutions" / nb_path.name, as_version=4)
+        assert solution == source  # the source notebooks are the solution edition the smoke run executes
+        text = (tmp_path / "course" / "student" / nb_path.name).read_text()
+        assert "BEGIN SOLUTION" not in text and "YOUR CODE HERE" in text and "YOUR ANSWER HERE" in text
+        leaked = [line for line in _solution_lines(source) if json.dumps(line)[1:-1] in text]
+        assert not leaked, (nb_path.stem, leaked)
+        student = nbformat.read(tmp_path / "course" / "student" / nb_path.name, as_version=4)
+        graded = [c for c in student.cells if c.metadata.get("nbgrader", {}).get("grade")]
+        assert all(c.metadata.get("editable") is False for c in graded if c.cell_type == "code")  # tests locked
+        exercise_outputs = [c.outputs for c in student.cells if c.cell_type == "code" and "nbgrader" in c.metadata]
+        assert not any(exercise_outputs)
+    with pytest.raises(FileExistsError, match="never overwritten"):
+        release(labs.notebooks(), tmp_path / "course")
+
+
+def test_student_edition_runs_up_to_its_first_exercise(tmp_path):
+    nb = student_edition(nbformat.read(labs.select(["01"])[0], as_version=4))
+    path = tmp_path / "01.ipynb"
+    nbformat.write(nb, path)
+    with pytest.raises(PapermillExecutionError) as err:
+        papermill.execute_notebook(str(path), str(tmp_path / "out.ipynb"), parameters={"data": "synthetic"},
+                                   kernel_name="python3", cwd=str(labs.NOTEBOOK_DIR), progress_bar=False)
+    assert err.value.ename == "NotImplementedError"
+    executed = nbformat.read(tmp_path / "out.ipynb", as_version=4)
+    failed = next(i for i, c in enumerate(executed.cells)
+                  if c.cell_type == "code" and any(o.output_type == "error" for o in c.outputs))
+    first_exercise = next(i for i, c in enumerate(executed.cells) if c.metadata.get("nbgrader", {}).get("solution")
+                          and c.cell_type == "code")
+    assert failed == first_exercise
+    assert any(o.output_type == "display_data" for c in executed.cells[:failed] for o in c.get("outputs", []))
+
+
+def _machine_paths() -> list[str]:
+    paths = [str(REPO), str(Path.home()), tempfile.gettempdir() + "/"]
+    if os.environ.get("BLOODCELLS_DATA_DIR"):
+        paths.append(str(Path(os.environ["BLOODCELLS_DATA_DIR"]).resolve()))
+    return paths
+
+
+@pytest.mark.parametrize("nb_path", labs.notebooks(), ids=lambda p: p.stem)
+def test_shipped_notebooks_open_with_real_figures_and_no_machine_paths(nb_path):
+    nb = nbformat.read(nb_path, as_version=4)
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    assert any("image/png" in o.get("data", {}) for o in outputs), "no figure stored"
+    text = json.dumps(outputs)
+    assert "SYNTHETIC" not in text, "shipped outputs come from the real data"
+    assert not [p for p in _machine_paths() if p in text]
+    assert not any("injected-parameters" in c.metadata.get("tags", []) for c in nb.cells)
+    streams = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    assert "\x08" not in streams and not re.search(r"\r(?!\n)", streams), "progress-bar fragments stored"
