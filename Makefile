@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 NBVAL := --nbval-lax --nbval-cell-timeout=600 --nbval-kernel-name=python3 -p no:cacheprovider
 NBVAL_DIR := runs/nbval
 
-.PHONY: install demo test unit notebooks outputs release lab clean
+.PHONY: install demo test lint unit notebooks outputs release lab clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,7 +21,10 @@ install: $(STAMP)
 demo: install  ## the main job: every notebook, quick mode, SYNTHETIC data, into a new runs/ folder
 	$(VENV)/bin/bloodcells labs run -p data=synthetic -p quick=true
 
-test: unit notebooks  ## the whole suite
+test: lint unit notebooks  ## the whole suite
+
+lint: install  ## ruff over the package, tests, benchmarks and notebooks
+	$(VENV)/bin/ruff check bloodcells tests benchmarks notebooks
 
 unit: install  ## unit tests and papermill smoke runs (real data when BLOODCELLS_DATA_DIR is set)
 	$(PY) -m pytest tests

@@ -17,6 +17,8 @@ def seed_everything(seed: int, deterministic: bool = True) -> int:
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     seed = int(seed)
+    # Hash randomisation of the running interpreter is fixed at its start; this only reaches the
+    # processes it starts (papermill kernels, sweep workers).
     os.environ["PYTHONHASHSEED"] = str(seed)
     random.seed(seed)
     np.random.seed(seed)

@@ -41,7 +41,7 @@ from fastai.vision.learner import create_head
 from torch import nn
 
 from bloodcells import experiment
-from bloodcells.config import BACKBONES, LAB2, Options
+from bloodcells.config import LAB2, Options
 from bloodcells.data.errors import DataError
 from bloodcells.data.folders import FolderSplit, discover, read_rgb
 from bloodcells.experiment import RunRecord
