@@ -110,20 +110,27 @@ def _problem(nb: Path, name: str, value, spec: dict) -> str | None:
     return None
 
 
-def plan(selected: list[Path], values: dict) -> dict[Path, dict]:
-    """Parameters for each notebook; unknown names, wrong types, choices and ranges are rejected
-    up front, before any notebook runs."""
+def plan(selected: list[Path], values: dict, per_notebook: dict[str, dict] | None = None) -> dict[Path, dict]:
+    """Parameters for each notebook (``values`` to every notebook that declares them, then
+    ``per_notebook["02"]`` to that notebook only); unknown names, wrong types, choices and ranges
+    are rejected up front, before any notebook runs."""
     declared = {nb: parameters(nb) for nb in selected}
+    for nb, params in declared.items():
+        extra = (per_notebook or {}).get(nb.name[:2], {})
+        wrong = sorted(set(extra) - set(params))
+        if wrong:
+            raise LabError(f"{nb.stem} has no parameter(s) {wrong}; it has {', '.join(params)}")
     known = {name for params in declared.values() for name in params}
     unknown = sorted(set(values) - known)
     problems = [f"unknown parameter(s) {unknown}."] if unknown else []
     for nb, params in declared.items():
-        problems += [p for name, value in values.items() if name in params
-                     and (p := _problem(nb, name, value, params[name]))]
+        given = {**{k: v for k, v in values.items() if k in params}, **(per_notebook or {}).get(nb.name[:2], {})}
+        problems += [p for name, value in given.items() if (p := _problem(nb, name, value, params[name]))]
     if problems:
         valid = "\n".join(f"  {nb.stem}: {', '.join(params)}" for nb, params in declared.items())
         raise LabError("\n".join(problems) + f"\nValid parameters per notebook (bloodcells labs list):\n{valid}")
-    return {nb: {k: _absolute_paths(k, v) for k, v in values.items() if k in params} for nb, params in declared.items()}
+    return {nb: {k: _absolute_paths(k, v) for k, v in {**values, **(per_notebook or {}).get(nb.name[:2], {})}.items()
+                 if k in params} for nb, params in declared.items()}
 
 
 def _absolute_paths(name: str, value):
@@ -147,12 +154,13 @@ class LabRun:
         return all(status == "ok" for status in self.results.values())
 
 
-def run(selected: list[Path], values: dict, out: str | Path = "runs", log=print) -> LabRun:
+def run(selected: list[Path], values: dict, out: str | Path = "runs", log=print,
+        per_notebook: dict[str, dict] | None = None) -> LabRun:
     """Execute the notebooks in order into a new run folder and write the summary."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
-    jobs = plan(selected, values)
+    jobs = plan(selected, values, per_notebook)
     lab = LabRun(new_run_dir(out, "labs"))
     log(f"run folder: {lab.folder}")
     for nb, params in jobs.items():

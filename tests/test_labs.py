@@ -55,6 +55,10 @@ def test_parameters_go_only_to_notebooks_that_declare_them():
     by_number = {nb.name[:2]: params for nb, params in jobs.items()}
     assert by_number["01"] == {"seed": 3} and by_number["02"] == {"quick": True, "seed": 3}
     assert by_number["04"] == {}
+    jobs = labs.plan(labs.select(["01", "02"]), {"quick": True}, per_notebook={"02": {"quick": False}})
+    assert [params for params in jobs.values()] == [{}, {"quick": False}]
+    with pytest.raises(labs.LabError, match="has no parameter"):
+        labs.plan(labs.select(["01"]), {}, per_notebook={"01": {"quick": True}})
 
 
 def test_parse_assignments_reads_yaml_values(tmp_path):
