@@ -9,6 +9,7 @@ placeholder, hidden tests removed, outputs of exercise cells cleared, test cells
 from __future__ import annotations
 
 import copy
+import json
 import shutil
 from pathlib import Path
 
@@ -88,6 +89,8 @@ def clean_executed(nb: nbformat.NotebookNode, replacements: dict[str, str]) -> n
     (the parameters cell keeps its defaults), and the machine's paths in outputs replaced."""
     nb.cells = [c for c in nb.cells if "injected-parameters" not in c.metadata.get("tags", [])]
     nb.metadata.pop("papermill", None)
+    if "widgets" in nb.metadata:  # saved widget state holds captions with file names
+        nb.metadata["widgets"] = json.loads(_scrub(json.dumps(nb.metadata["widgets"]), replacements))
     for cell in nb.cells:
         cell.metadata.pop("papermill", None)
         cell.metadata.pop("execution", None)
