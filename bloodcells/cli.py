@@ -110,6 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     except labs.LabError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted: the lab folder is marked INTERRUPTED and holds a summary of what ran", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -165,7 +165,7 @@ def run(selected: list[Path], values: dict, out: str | Path = "runs", log=print,
     log(f"run folder: {lab.folder}")
     for nb, params in jobs.items():
         number = nb.name[:2]
-        failed_deps = [d for d in DEPENDS_ON.get(number, ()) if lab.results.get(_stem(jobs, d)) in ("failed", "skipped")]
+        failed_deps = [d for d in DEPENDS_ON.get(number, ()) if lab.results.get(_stem(jobs, d)) not in (None, "ok")]
         if failed_deps:
             lab.results[nb.stem] = "skipped"
             log(f"[skip] {nb.stem}: depends on failed notebook(s) {failed_deps}")
@@ -184,14 +184,30 @@ def run(selected: list[Path], values: dict, out: str | Path = "runs", log=print,
             lab.results[nb.stem] = "ok"
             log(f"[ ok ] {nb.stem} in {time.perf_counter() - start:.0f} s")
         except PapermillExecutionError as exc:
-            lab.results[nb.stem] = "failed"
-            lab.failure = (f"{nb.stem} failed in cell {exc.cell_index} (execution count {exc.exec_count}): "
-                           f"{exc.ename}: {exc.evalue}\n  partial output notebook: {executed}")
-            log(f"[FAIL] {lab.failure}")
+            _failed(lab, nb, f"failed in cell {exc.cell_index} (execution count {exc.exec_count}): "
+                             f"{exc.ename}: {exc.evalue}", executed, log)
+        except KeyboardInterrupt:
+            _failed(lab, nb, "interrupted (Ctrl-C)", executed, log, status="interrupted")
+            for later in list(jobs)[list(jobs).index(nb) + 1:]:
+                lab.results[later.stem] = "not run"
+            (lab.folder / "INTERRUPTED").write_text(lab.failure + "\n")
+            write_summary(lab)
+            raise
+        except Exception as exc:  # a dead kernel (out of memory, segfault), a cell timeout, ...
+            _failed(lab, nb, f"failed: {type(exc).__name__}: {str(exc).strip() or 'no message'}", executed, log)
         if executed.exists():
             _export_html(executed)
     write_summary(lab)
     return lab
+
+
+def _failed(lab: LabRun, nb: Path, reason: str, executed: Path, log, status: str = "failed") -> None:
+    """Record a notebook's failure with its reason and the partial notebook; the run goes on."""
+    lab.results[nb.stem] = status
+    partial = executed if executed.exists() else "none written"
+    message = f"{nb.stem} {reason}\n  partial output notebook: {partial}"
+    lab.failure = f"{lab.failure}\n{message}" if lab.failure else message
+    log(f"[FAIL] {message}")
 
 
 def _stem(jobs, number: str) -> str | None:

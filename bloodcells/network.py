@@ -1,6 +1,10 @@
-"""A quick reachability probe, so downloads fail in seconds when offline instead of hanging."""
+"""Network guards, so downloads fail in seconds when offline and never hang on a stalled link."""
+import contextlib
 import socket
 from urllib.parse import urlparse
+
+#: Longest wait for any single network read during a download (a stalled proxy fails after this).
+STALL_SECONDS = 30.0
 
 
 def online(url: str, timeout: float = 3.0) -> bool:
@@ -12,3 +16,16 @@ def online(url: str, timeout: float = 3.0) -> bool:
         return True
     except OSError:
         return False
+
+
+@contextlib.contextmanager
+def stall_timeout(seconds: float = STALL_SECONDS):
+    """Give every socket opened inside (urllib's, as medmnist and torchvision use it without a
+    timeout) a limit on each connect and read, so a link that accepts and then stalls raises
+    instead of hanging the notebook."""
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(seconds)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(previous)

@@ -48,10 +48,20 @@ def _run_one(selected: list[str], values: dict, out: str) -> dict:
     return {"folder": str(lab.folder), "ok": lab.ok, "failure": lab.failure}
 
 
+def _collect(future) -> dict:
+    """A finished run's summary; a worker that died (out of memory) or a lost cluster task becomes a
+    failed row instead of ending the sweep."""
+    try:
+        return future.result()
+    except Exception as exc:
+        return {"folder": None, "ok": False, "failure": f"the worker running it died: {type(exc).__name__}: {exc}"}
+
+
 def sweep(spec: dict, out: str | Path = "runs", jobs: int = 2, scheduler: str | None = None,
-          log=print) -> tuple[Path, pd.DataFrame]:
-    """Run every parameter set (validated up front) and write ``comparison.csv``/``.md``."""
-    selected = labs.select(spec.get("notebooks"))
+          log=print, notebook_dir: Path = labs.NOTEBOOK_DIR) -> tuple[Path, pd.DataFrame]:
+    """Run every parameter set (validated up front) and write ``comparison.csv``/``.md``, whatever
+    happens to the single runs (each failure is a row with its reason)."""
+    selected = labs.select(spec.get("notebooks"), notebook_dir)
     sets = parameter_sets(spec)
     for values in sets:
         labs.plan(selected, values)  # reject bad names or types before anything runs
@@ -63,11 +73,11 @@ def sweep(spec: dict, out: str | Path = "runs", jobs: int = 2, scheduler: str | 
             if len(pending) >= jobs:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
-                    results[pending.pop(future)] = future.result()
+                    results[pending.pop(future)] = _collect(future)
             run_out = str((folder / f"run{i:03d}").resolve())
             pending[executor.submit(_run_one, [str(p) for p in selected], values, run_out)] = i
         for future in wait(pending).done:
-            results[pending[future]] = future.result()
+            results[pending[future]] = _collect(future)
     table = comparison(sets, [results[i] for i in range(len(sets))])
     table.to_csv(folder / "comparison.csv", index=False)
     (folder / "comparison.md").write_text(table.to_markdown(index=False) + "\n")
@@ -91,11 +101,13 @@ def comparison(sets: list[dict], results: list[dict]) -> pd.DataFrame:
     """One row per model run of each parameter set: the parameters, then the key metrics."""
     rows = []
     for values, result in zip(sets, results):
-        summary = json.loads((Path(result["folder"]) / "summary.json").read_text())
+        summary_file = Path(result["folder"]) / "summary.json" if result["folder"] else None
+        summary = json.loads(summary_file.read_text()) if summary_file and summary_file.is_file() else {"runs": []}
         params = {k: (json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in values.items()}
         status = "ok" if result["ok"] else "failed"
         for run in summary["runs"] or [{}]:
             rows.append({**params, "status": status, "model": run.get("model", ""),
                          "accuracy": run.get("accuracy"), "macro_f1": run.get("macro_f1"),
-                         "lab_folder": result["folder"]})
+                         "reason": " | ".join(result["failure"].splitlines()) if not result["ok"] else "",
+                         "lab_folder": result["folder"] or ""})
     return pd.DataFrame(rows)

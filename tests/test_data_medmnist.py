@@ -119,3 +119,26 @@ def test_real_bloodmnist(real_data_dir):
     assert {s: len(ds.labels[s]) for s in ds.splits} == {"train": 11959, "val": 1712, "test": 3421}
     assert ds.images["train"].shape == (11959, 28, 28, 3) and not ds.synthetic
     assert set(np.unique(ds.labels["test"])) == set(range(8))
+
+
+def test_a_stalled_download_fails_instead_of_hanging():
+    """A server on loopback that accepts the connection and never answers: urllib (what medmnist and
+    torchvision download with) gives up within the stall timeout."""
+    import socket
+    import time
+    import urllib.request
+
+    from bloodcells.network import stall_timeout
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    url = f"http://127.0.0.1:{server.getsockname()[1]}/bloodmnist.npz"
+    start = time.perf_counter()
+    try:
+        with stall_timeout(1.0), pytest.raises(OSError):  # socket.timeout / URLError are OSErrors
+            urllib.request.urlopen(url).read()
+    finally:
+        server.close()
+    assert time.perf_counter() - start < 10
+    assert socket.getdefaulttimeout() is None  # restored

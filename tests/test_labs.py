@@ -120,3 +120,18 @@ def test_failure_names_cell_and_skips_dependants(tmp_path, capsys):
     assert (lab.folder / "02_train.ipynb").is_file()  # the partial output is kept
     assert not (lab.folder / "04_errors.ipynb").exists()
     assert "[skip] 04_errors" in capsys.readouterr().out
+
+
+CRASH = "import os, signal\nif crash:\n    os.kill(os.getpid(), signal.SIGKILL)  # what the OOM killer does"
+
+
+def test_dead_kernel_is_a_failed_row_and_the_run_goes_on(tmp_path):
+    book = tmp_path / "book"
+    book.mkdir()
+    dying = _notebook(book / "01_dies.ipynb", "crash = False", CRASH)
+    other = _notebook(book / "02_other.ipynb", "output_dir = 'runs'", "print('still runs')")
+    lab = labs.run([dying, other], {"crash": True}, tmp_path / "out", log=lambda *a: None)
+    assert lab.results == {"01_dies": "failed", "02_other": "ok"}
+    assert "DeadKernelError" in lab.failure and "partial output notebook" in lab.failure
+    summary = json.loads((lab.folder / "summary.json").read_text())
+    assert summary["notebooks"]["01_dies"] == "failed" and "DeadKernelError" in summary["failure"]

@@ -52,3 +52,17 @@ def test_sweep_on_a_dask_cluster(tmp_path, capsys):
     assert "Comparison table" in capsys.readouterr().out
     (folder,) = (tmp_path / "out").iterdir()
     _check(folder, pd.read_csv(folder / "comparison.csv"))
+
+
+def test_a_kernel_killed_mid_sweep_leaves_the_other_sets_tabulated(tmp_path):
+    from tests.test_labs import CRASH, _notebook
+
+    book = tmp_path / "book"
+    book.mkdir()
+    _notebook(book / "01_maybe_dies.ipynb", "crash = False\nseed = 0", CRASH, "print(seed)")
+    spec = {"notebooks": ["01"], "grid": {"crash": [False, True, False], "seed": [5]}}
+    folder, table = sweeps.sweep(spec, tmp_path / "out", jobs=2, log=lambda *a: None, notebook_dir=book)
+    assert list(table["status"]) == ["ok", "failed", "ok"]
+    assert "DeadKernelError" in table["reason"][1] and table["reason"][0] == ""
+    written = pd.read_csv(folder / "comparison.csv")
+    assert len(written) == 3 and (folder / "comparison.md").is_file()

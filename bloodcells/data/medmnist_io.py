@@ -10,7 +10,7 @@ import numpy as np
 from bloodcells.data.dataset import SPLITS, ImageDataset
 from bloodcells.data.errors import DataError
 from bloodcells.data.locations import env_data_dir, kit_data_dir, medmnist_default_root
-from bloodcells.network import online
+from bloodcells.network import online, stall_timeout
 
 FLAG = "bloodmnist"
 SIZES = (28, 64, 128, 224)
@@ -91,7 +91,8 @@ def download(root: str | Path | None = None, size: int = 28) -> Path:
     import medmnist
 
     try:
-        medmnist.BloodMNIST(split="test", root=str(folder), size=size, download=True)
+        with stall_timeout():
+            medmnist.BloodMNIST(split="test", root=str(folder), size=size, download=True)
     except Exception as exc:  # medmnist wraps several network and checksum errors
         raise DataUnavailable(_missing_message(folder, size, f"Download failed ({exc})")) from exc
     return folder / file_name(size)

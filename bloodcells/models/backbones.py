@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from bloodcells.config import BACKBONES
-from bloodcells.network import online
+from bloodcells.network import online, stall_timeout
 
 IMAGENET_STATS = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
 LITE0_STATS = ([0.5, 0.5, 0.5], [0.5, 0.5, 0.5])  # the TF-trained EfficientNet-Lite normalisation
@@ -87,7 +87,8 @@ def _resnet18(pretrained: bool) -> nn.Module:
     if not cached.is_file() and not online(weights.url):
         raise unavailable("Offline (download.pytorch.org does not answer)")
     try:
-        return resnet18(weights=weights)
+        with stall_timeout():
+            return resnet18(weights=weights)
     except (OSError, RuntimeError) as exc:  # URLError is an OSError; a truncated file a RuntimeError
         raise unavailable(f"Download or load failed ({exc})") from exc
 
