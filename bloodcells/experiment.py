@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -46,6 +47,23 @@ def score(record: RunRecord, labels, probabilities, class_names, val_probabiliti
                    epochs_run=len(record.history["val_loss"]))
     record.metrics = summary
     return summary
+
+
+class OutputDirError(ValueError):
+    """Run folders cannot be written where asked; the message says where and what to do."""
+
+
+def check_output_dir(output_dir: str | Path) -> Path:
+    """Make sure run folders can be written into ``output_dir`` before any training starts."""
+    folder = Path(output_dir).expanduser()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise OutputDirError(f"cannot write run folders into {folder} ({exc}); choose a writable output_dir "
+                             "before training, or nothing of the run can be kept") from exc
+    return folder
 
 
 def save(record: RunRecord, output_dir: str | Path, name: str, write_model: Callable[[Path], Any],

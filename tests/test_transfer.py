@@ -197,3 +197,28 @@ def test_external_framing_is_explicit(trained, split):
     np.testing.assert_allclose(same, transfer.predict(trained.model, files), atol=1e-6)  # synthetic: crop 1.0
     tight = transfer.predict(trained.model, files, crop=0.5)
     assert not np.allclose(tight, same, atol=1e-3)
+
+
+def test_bad_images_and_unwritable_output_fail_before_training(split, tmp_path):
+    import shutil as sh
+
+    from bloodcells.experiment import OutputDirError
+
+    broken = tmp_path / "wbc5"
+    sh.copytree(split.root, broken)
+    (broken / "monocyte" / "._cell.jpg").write_bytes(b"\x00\x05\x16\x07 macOS resource fork")  # ignored
+    (broken / "__MACOSX" / "monocyte").mkdir(parents=True)  # ignored: not a class
+    first = sorted((broken / "basophil").glob("*.jpg"))[0]
+    first.write_bytes(first.read_bytes()[:60])  # truncated
+    (broken / "eosinophil" / "notes.jpg").write_text("not an image")
+    bad_split = split_folder(broken)
+    assert bad_split.class_names == CLASSES
+    with pytest.raises(DataError, match=r"2 image file\(s\) cannot be read") as err:
+        transfer.build_learner(bad_split, opts())
+    message = str(err.value)
+    assert first.name in message and "notes.jpg" in message and "._cell" not in message
+    assert "nothing was trained" in message
+    blocker = tmp_path / "not-a-folder"  # a file where the folder should be: fails even for root
+    blocker.write_text("")
+    with pytest.raises(OutputDirError, match="choose a writable output_dir"):
+        transfer.run_experiment(split, opts(), blocker / "runs")

@@ -35,6 +35,11 @@ class FolderSplit:
         )
 
 
+def _hidden(name: str) -> bool:
+    """Hidden files and folders, macOS ``._`` companions and ``__MACOSX`` folders are not data."""
+    return name.startswith(".") or name == "__MACOSX"
+
+
 def discover(root: str | Path, min_per_class: int = 3) -> tuple[list[str], list[list[Path]], list[Path]]:
     """Classes (sorted sub-folder names), their image files, and the non-image files skipped."""
     root = Path(root).expanduser()
@@ -43,12 +48,13 @@ def discover(root: str | Path, min_per_class: int = 3) -> tuple[list[str], list[
             f"image folder {root} does not exist; point data_dir at a folder with one sub-folder "
             "per class (e.g. wbc5/basophil/*.jpg), or set BLOODCELLS_DATA_DIR"
         )
-    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not _hidden(p.name))
     if not class_dirs:
         raise DataError(f"{root} has no class sub-folders; expected {root}/<class name>/<image files>")
     files, skipped = [], []
     for folder in class_dirs:
-        found = sorted(p for p in folder.rglob("*") if p.is_file())
+        found = sorted(p for p in folder.rglob("*")
+                       if p.is_file() and not any(_hidden(part) for part in p.relative_to(folder).parts))
         images = [p for p in found if p.suffix.lower() in IMAGE_SUFFIXES]
         skipped += [p for p in found if p.suffix.lower() not in IMAGE_SUFFIXES]
         if not images:
@@ -112,6 +118,29 @@ def read_rgb(path: str | Path, size: int | None = None, crop: float = 1.0) -> np
             return np.asarray(image, dtype=np.uint8)
     except (UnidentifiedImageError, OSError) as exc:
         raise DataError(f"cannot read image {path} ({exc}); delete or replace the file") from exc
+
+
+def check_images(files, limit: int = 20) -> None:
+    """Decode every image once before long work starts; one error names every unreadable file.
+
+    Catches what would otherwise stop training halfway or lose a finished run at scoring time:
+    truncated or corrupt files, macOS ``._`` companions, images too large to be safe, files the
+    user may not read."""
+    bad = []
+    for path in files:
+        try:
+            with Image.open(path) as image:
+                image.load()
+        except PermissionError:
+            bad.append(f"{path}: permission denied (make it readable: chmod a+r)")
+        except Image.DecompressionBombError as exc:
+            bad.append(f"{path}: too large to open safely ({exc})")
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+            bad.append(f"{path}: {exc}")
+    if bad:
+        shown = "\n  ".join(bad[:limit]) + (f"\n  ... and {len(bad) - limit} more" if len(bad) > limit else "")
+        raise DataError(f"{len(bad)} image file(s) cannot be read (checked before training):\n  {shown}\n"
+                        "Delete or replace them and run again; nothing was trained.")
 
 
 def load_folder(root: str | Path, size: int = 64, fractions=(0.70, 0.15, 0.15), seed: int = 42,

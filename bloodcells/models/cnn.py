@@ -200,6 +200,7 @@ def save_run(run: RunRecord, dataset, output_dir="runs"):
 
 def run_experiment(dataset, options, output_dir="runs", log: bool = True) -> RunRecord:
     """Train, evaluate and save: what notebook 02 does for one model, in one call."""
+    experiment.check_output_dir(output_dir)
     run = train(dataset, options, log)
     evaluate(run, dataset)
     save_run(run, dataset, output_dir)

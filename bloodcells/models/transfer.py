@@ -43,7 +43,7 @@ from torch import nn
 from bloodcells import experiment
 from bloodcells.config import LAB2, Options
 from bloodcells.data.errors import DataError
-from bloodcells.data.folders import FolderSplit, discover, read_rgb
+from bloodcells.data.folders import FolderSplit, check_images, discover, read_rgb
 from bloodcells.experiment import RunRecord
 from bloodcells.models.backbones import backbone
 from bloodcells.runs import write_json
@@ -136,6 +136,7 @@ def build_learner(split: FolderSplit, options) -> Learner:
     """An ImageNet body plus fastai's head (concat pooling, BN, dropout, two linears), body frozen.
 
     Its ``path`` is a scratch folder for :func:`keep_best`'s checkpoints, removed with the learner."""
+    check_images([f for files in split.files.values() for f in files])  # a bad file fails now, not at scoring
     seed_everything(options["seed"])
     net = backbone(options["backbone"], options["pretrained"])
     dls = make_dataloaders(split, options, net.stats)
@@ -324,6 +325,7 @@ def load(folder: str | Path) -> Learner:
 
 def run_experiment(split: FolderSplit, options, output_dir="runs") -> RunRecord:
     """Train both phases, evaluate on the test split, save a new run folder, in one call."""
+    experiment.check_output_dir(output_dir)
     run = train(split, options)
     evaluate(run, split)
     save_run(run, split, output_dir)
