@@ -43,11 +43,11 @@ def test_grayscale_and_rgba_become_rgb(tmp_path):
 
 
 def test_non_image_files_are_reported_and_skipped(tmp_path):
-    root = _make_set(tmp_path / "set", {"a": 5, "b": 5})
+    root = _make_set(tmp_path / "set", {"a": 8, "b": 8})
     (root / "a" / "notes.txt").write_text("hello")
     with pytest.warns(UserWarning, match=r"skipped 1 non-image files.*notes.txt"):
         split = split_folder(root, fractions=(0.6, 0.2, 0.2))
-    assert sum(len(f) for f in split.files.values()) == 10
+    assert sum(len(f) for f in split.files.values()) == 16
 
 
 def test_missing_folder(tmp_path):
@@ -61,20 +61,20 @@ def test_no_class_folders(tmp_path):
 
 
 def test_empty_class(tmp_path):
-    root = _make_set(tmp_path / "set", {"a": 5})
+    root = _make_set(tmp_path / "set", {"a": 10})
     (root / "b").mkdir()
     with pytest.raises(DataError, match=r"class folder .*b has no images"):
         split_folder(root)
 
 
 def test_too_few_per_class(tmp_path):
-    root = _make_set(tmp_path / "set", {"a": 5, "b": 2})
+    root = _make_set(tmp_path / "set", {"a": 10, "b": 2})
     with pytest.raises(DataError, match="'b' has 2 images, too few"):
         split_folder(root)
 
 
 def test_unreadable_image(tmp_path):
-    root = _make_set(tmp_path / "set", {"a": 5, "b": 5})
+    root = _make_set(tmp_path / "set", {"a": 8, "b": 8})
     (root / "a" / "broken.jpg").write_bytes(b"not a jpeg")
     with pytest.raises(DataError, match="cannot read image .*broken.jpg"):
         load_folder(root, size=8, fractions=(0.6, 0.2, 0.2))
@@ -95,3 +95,38 @@ def test_centre_crop_keeps_the_middle(tmp_path):
     assert read_rgb(tmp_path / "cell.png", size=16, crop=0.5).shape == (16, 16, 3)
     with pytest.raises(ValueError, match="crop"):
         read_rgb(tmp_path / "cell.png", crop=0)
+
+
+def test_sixteen_bit_and_float_images_keep_their_contrast(tmp_path):
+    from PIL import Image
+
+    from bloodcells.data.folders import read_rgb
+
+    ramp = (np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000)  # 0 .. 63,000 of 65,535
+    Image.fromarray(ramp).save(tmp_path / "ramp16.png")
+    pixels = read_rgb(tmp_path / "ramp16.png")
+    assert pixels.shape == (8, 8, 3) and pixels.min() == 0 and 240 <= pixels.max() <= 246  # not all white
+    assert (np.diff(pixels[..., 0].ravel().astype(int)) >= 0).all()
+    Image.fromarray(ramp.astype(np.float32) / 7).save(tmp_path / "ramp.tif")
+    assert read_rgb(tmp_path / "ramp.tif").max() == 255
+
+
+def test_too_few_images_per_class_in_the_kits_words(tmp_path):
+    from bloodcells.data.synthetic import write_class_folders
+
+    folder = write_class_folders(tmp_path / "set", ["monocyte", "neutrophil"], per_class=12, size=32, seed=1)
+    for extra in sorted((folder / "monocyte").glob("*.jpg"))[5:]:
+        extra.unlink()
+    with pytest.raises(DataError, match=r"class 'monocyte' has 5 images.*need at least 10"):
+        split_folder(folder)
+
+
+def test_a_named_data_dir_without_data_is_an_error_not_a_fallback(tmp_path):
+    from bloodcells.data.sources import open_bloodmnist, wbc5_folder
+
+    empty = tmp_path / "nothing-here"
+    empty.mkdir()
+    with pytest.raises(DataError, match="no white-cell class folder"):
+        wbc5_folder("auto", empty)
+    with pytest.raises(DataError):
+        open_bloodmnist("auto", empty)

@@ -80,7 +80,8 @@ def split_folder(root: str | Path, fractions=(0.70, 0.15, 0.15), seed: int = 42)
 
     if len(fractions) != 3 or not np.isclose(sum(fractions), 1) or min(fractions) <= 0:
         raise ValueError(f"fractions must be three positive numbers summing to 1, got {fractions}")
-    names, files, skipped = discover(root)
+    # Each class needs a few images in validation and test for stratification: 10 for 70/15/15.
+    names, files, skipped = discover(root, min_per_class=int(np.ceil(3 / (fractions[1] + fractions[2]))))
     paths = np.array([p for group in files for p in group], dtype=object)
     labels = np.concatenate([np.full(len(group), i) for i, group in enumerate(files)])
     idx = np.arange(len(labels))
@@ -108,7 +109,7 @@ def read_rgb(path: str | Path, size: int | None = None, crop: float = 1.0) -> np
         raise ValueError(f"crop must be a fraction in (0, 1], got {crop}")
     try:
         with Image.open(path) as image:
-            image = image.convert("RGB")
+            image = _to_rgb(image)
             if crop < 1:
                 side = max(1, round(min(image.size) * crop))
                 left, top = (image.width - side) // 2, (image.height - side) // 2
@@ -116,8 +117,26 @@ def read_rgb(path: str | Path, size: int | None = None, crop: float = 1.0) -> np
             if size is not None:
                 image = image.resize((size, size), Image.Resampling.LANCZOS)
             return np.asarray(image, dtype=np.uint8)
+    except PermissionError as exc:
+        raise DataError(f"no permission to read image {path}; make it readable (chmod a+r)") from exc
+    except Image.DecompressionBombError as exc:
+        raise DataError(f"image {path} is too large to open safely ({exc}); resize or remove it") from exc
     except (UnidentifiedImageError, OSError) as exc:
-        raise DataError(f"cannot read image {path} ({exc}); delete or replace the file") from exc
+        raise DataError(f"cannot read image {path} ({exc}); it is truncated or not an image: "
+                        "delete or replace the file") from exc
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """8-bit RGB from any mode: 16-bit grayscale scaled by its range (a plain convert clips it to
+    white), 32-bit integer or float scaled by the image's maximum, palettes and alpha dropped."""
+    if image.mode.startswith("I;16"):
+        pixels = np.asarray(image, dtype=np.float64) / 257.0
+    elif image.mode in ("I", "F"):
+        pixels = np.asarray(image, dtype=np.float64)
+        pixels = pixels / max(float(pixels.max()), 1e-12) * 255.0
+    else:
+        return image.convert("RGB")
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "L").convert("RGB")
 
 
 def check_images(files, limit: int = 20) -> None:

@@ -24,7 +24,8 @@ def open_bloodmnist(data: str = "auto", data_dir: str | Path | None = None, size
     ``"real"``: the medmnist file (from ``data_dir``, ``$BLOODCELLS_DATA_DIR/medmnist``, ``data/``,
     ``~/.medmnist``, else downloaded; errors say what to do). ``"synthetic"``: the generated
     stand-in. ``"auto"``: real when it can be had, otherwise synthetic with a warning, so a
-    notebook always runs and always says which data it used.
+    notebook always runs and always says which data it used; but a ``data_dir`` the user gave
+    that holds no data is an error, never a reason to substitute synthetic data.
     """
     _check_choice(data)
     if data == "synthetic":
@@ -33,7 +34,7 @@ def open_bloodmnist(data: str = "auto", data_dir: str | Path | None = None, size
     try:
         return load_bloodmnist(root, size=size)
     except DataUnavailable as exc:
-        if data == "real":
+        if data == "real" or data_dir:  # a folder the user named holds no data: say so, never substitute
             raise
         warnings.warn(f"{exc}\nFalling back to the SYNTHETIC stand-in (data='auto').", stacklevel=2)
         return load_synthetic_bloodmnist(size=size, seed=seed)
@@ -57,7 +58,7 @@ def wbc5_folder(data: str = "auto", data_dir: str | Path | None = None) -> Path:
             f"no white-cell class folder found (looked in {[str(c) for c in candidates]}); "
             "set data_dir or BLOODCELLS_DATA_DIR to a folder holding wbc5/<class>/*.jpg"
         )
-        if data == "real":
+        if data == "real" or data_dir:  # a folder the user named holds no data: say so, never substitute
             raise DataError(message)
         warnings.warn(message + "\nFalling back to a SYNTHETIC set (data='auto').", stacklevel=2)
     folder = synthetic_cache_dir() / "wbc5"
