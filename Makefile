@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 NBVAL := --nbval-lax --nbval-cell-timeout=600 --nbval-kernel-name=python3 -p no:cacheprovider
 NBVAL_DIR := runs/nbval
 
-.PHONY: install demo test lint unit notebooks outputs release lab clean
+.PHONY: install demo full test lint unit notebooks outputs release lab clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,7 +21,10 @@ install: $(STAMP)
 demo: install  ## the main job: every notebook, quick mode, SYNTHETIC data, into a new runs/ folder
 	$(VENV)/bin/bloodcells labs run -p data=synthetic -p quick=true
 
-test: lint unit notebooks  ## the whole suite
+full: install  ## every notebook at full length into a new runs/ folder (real data when found; ~35 min on 2 cores)
+	$(VENV)/bin/bloodcells labs run
+
+test: lint unit notebooks  ## the whole suite (notebooks in quick mode; full-length runs are `make full` and benchmarks/)
 
 lint: install  ## ruff over the package, tests, benchmarks and notebooks
 	$(VENV)/bin/ruff check bloodcells tests benchmarks notebooks
