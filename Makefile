@@ -21,7 +21,7 @@ install: $(STAMP)
 demo: install  ## the main job: every notebook, quick mode, SYNTHETIC data, into a new runs/ folder
 	$(VENV)/bin/bloodcells labs run -p data=synthetic -p quick=true
 
-full: install  ## every notebook at full length into a new runs/ folder (real data when found; ~35 min on 2 cores)
+full: install  ## every notebook at full length into a new runs/ folder (real data when found; about 40 min on 2 cores)
 	$(VENV)/bin/bloodcells labs run
 
 test: lint unit notebooks  ## the whole suite (notebooks in quick mode; full-length runs are `make full` and benchmarks/)

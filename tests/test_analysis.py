@@ -97,3 +97,28 @@ def test_latest_runs_newest_per_model(tmp_path):
         write_json(folder / "metrics.json", {"model": model})
         os.utime(folder, (1000 + age, 1000 + age))
     assert latest_runs(tmp_path) == [tmp_path / "b/cnn-seed-2", tmp_path / "a/cnn-imp"]
+
+
+def test_incomplete_and_damaged_run_folders_are_skipped_or_named(tmp_path):
+    import warnings as w
+
+    from bloodcells.runs import RunFolderError, find_runs, latest_runs
+
+    good = tmp_path / "cnn-seed-1"
+    good.mkdir()
+    save_predictions(good, [[1.0, 0, 0]], [0], NAMES)
+    write_json(good / "metrics.json", {"model": "seed"})
+    partial = tmp_path / ".cnn-seed-2.partial"  # still being written (or the writer died)
+    partial.mkdir()
+    save_predictions(partial, [[1.0, 0, 0]], [0], NAMES)
+    cut = tmp_path / "cnn-improved-3"  # no metrics.json: cut short before the atomic rename existed
+    cut.mkdir()
+    save_predictions(cut, [[1.0, 0, 0]], [0], NAMES)
+    assert find_runs(tmp_path) == [good, cut]
+    with w.catch_warnings(record=True) as caught:
+        w.simplefilter("always")
+        assert latest_runs(tmp_path) == [good]
+    assert any("cnn-improved-3" in str(c.message) for c in caught)
+    (good / "predictions.npz").write_bytes((good / "predictions.npz").read_bytes()[:50])
+    with pytest.raises(RunFolderError, match=r"cnn-seed-1/predictions.npz cannot be read"):
+        load_run(good)
