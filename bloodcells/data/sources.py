@@ -41,16 +41,16 @@ def open_bloodmnist(data: str = "auto", data_dir: str | Path | None = None, size
 
 
 def wbc5_folder(data: str = "auto", data_dir: str | Path | None = None) -> Path:
-    """The white-cell class folder: ``data_dir`` (or its ``wbc5/``), ``$BLOODCELLS_DATA_DIR/wbc5``,
-    ``data/wbc5``; for ``"synthetic"`` (or ``"auto"`` with none found) a generated set."""
+    """The white-cell class folder: ``data_dir``'s ``wbc5/`` (or ``data_dir`` itself) when given,
+    and nothing else; otherwise ``$BLOODCELLS_DATA_DIR/wbc5``, then ``data/wbc5``. For
+    ``"synthetic"`` (or ``"auto"`` with no ``data_dir`` and none found) a generated set."""
     _check_choice(data)
     if data != "synthetic":
-        candidates = []
-        if data_dir:
-            candidates += [Path(data_dir).expanduser() / "wbc5", Path(data_dir).expanduser()]
-        if env_data_dir() is not None:
-            candidates.append(env_data_dir() / "wbc5")
-        candidates.append(kit_data_dir() / "wbc5")
+        if data_dir:  # a folder the user named is the only place to look
+            candidates = [Path(data_dir).expanduser() / "wbc5", Path(data_dir).expanduser()]
+        else:
+            candidates = [env_data_dir() / "wbc5"] if env_data_dir() is not None else []
+            candidates.append(kit_data_dir() / "wbc5")
         for folder in candidates:
             if folder.is_dir() and any(p.is_dir() for p in folder.iterdir()):
                 return folder
