@@ -9,7 +9,7 @@ means "not set": the recipe decides. A notebook's ``parameters`` cell mirrors :d
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pandas as pd
@@ -97,32 +97,23 @@ class Lab:
         return Options(values, sources)
 
 
-def _p(default, kind, help, **limits) -> Param:
-    return Param(default, kind, help, **limits)
-
-
-def _recipe_default(kind, help, **limits) -> Param:
-    """A training option whose value comes from the recipes unless the user sets it."""
-    return Param(None, kind, help, optional=True, **limits)
-
-
 # ---------------------------------------------------------------- lab 1: Keras CNNs on BloodMNIST
 CNN_MODELS = ("seed", "improved")
 LAB1 = Lab(
     title="lab 1 (Keras CNN)",
     params={
-        "model": _p("seed", str, "which network", choices=CNN_MODELS),
-        "epochs": _p(15, int, "most epochs to train", low=1, high=500),
-        "batch_size": _p(32, int, "images per gradient step", low=1, high=4096),
-        "learning_rate": _p(1e-3, float, "Adam's rate (the peak of a schedule)", low=1e-7, high=1.0),
-        "patience": _p(3, int, "epochs without a lower val loss before stopping", low=1, high=500),
-        "schedule": _p("constant", str, "learning-rate schedule", choices=("constant", "cosine")),
-        "weight_decay": _p(0.0, float, "AdamW's decoupled weight decay (0: plain Adam)", low=0.0, high=0.1),
-        "label_smoothing": _p(0.0, float, "share of each target spread over all classes", low=0.0, high=0.5),
-        "augment": _p(False, bool, "random flips, quarter turns and stain jitter of training images"),
-        "tta": _p(False, bool, "test-time augmentation: average the 8 flips/turns of each test image"),
-        "max_train_samples": _p(None, int, "stratified cap on training images", low=50, optional=True),
-        "seed": _p(0, int, "random seed", low=0),
+        "model": Param("seed", str, "which network", choices=CNN_MODELS),
+        "epochs": Param(15, int, "most epochs to train", low=1, high=500),
+        "batch_size": Param(32, int, "images per gradient step", low=1, high=4096),
+        "learning_rate": Param(1e-3, float, "Adam's rate (the peak of a schedule)", low=1e-7, high=1.0),
+        "patience": Param(3, int, "epochs without a lower val loss before stopping", low=1, high=500),
+        "schedule": Param("constant", str, "learning-rate schedule", choices=("constant", "cosine")),
+        "weight_decay": Param(0.0, float, "AdamW's decoupled weight decay (0: plain Adam)", low=0.0, high=0.1),
+        "label_smoothing": Param(0.0, float, "share of each target spread over all classes", low=0.0, high=0.5),
+        "augment": Param(False, bool, "random flips, quarter turns and stain jitter of training images"),
+        "tta": Param(False, bool, "test-time augmentation: average the 8 flips/turns of each test image"),
+        "max_train_samples": Param(None, int, "stratified cap on training images", low=50, optional=True),
+        "seed": Param(0, int, "random seed", low=0),
     },
     recipes={
         # The course report's network and training, as described (91.61% test accuracy there).
@@ -142,23 +133,23 @@ BACKBONES = ("efficientnet_lite0", "resnet18")
 LAB2 = Lab(
     title="lab 2 (fastai transfer learning)",
     params={
-        "backbone": _p("resnet18", str, "ImageNet body", choices=BACKBONES),
-        "pretrained": _p(True, bool, "start from ImageNet weights (False: random weights)"),
-        "image_size": _p(224, int, "pixels per side fed to the network", low=32, high=1024),
-        "crop": _p(None, float, "centre crop before resizing; None: 0.55 for photos, 1.0 for SYNTHETIC",
+        "backbone": Param("resnet18", str, "ImageNet body", choices=BACKBONES),
+        "pretrained": Param(True, bool, "start from ImageNet weights (False: random weights)"),
+        "image_size": Param(224, int, "pixels per side fed to the network", low=32, high=1024),
+        "crop": Param(None, float, "centre crop before resizing; None: 0.55 for photos, 1.0 for SYNTHETIC",
                    low=0.1, high=1.0, optional=True),
-        "batch_size": _p(32, int, "images per step", low=2, high=1024),
-        "epochs_frozen": _p(20, int, "phase 1 (frozen body) most epochs", low=1, high=200),
-        "lr_frozen": _p(1e-3, float, "phase 1 peak learning rate (the head)", low=1e-7, high=1.0),
-        "patience_frozen": _p(3, int, "phase 1 early-stopping patience", low=1, high=200),
-        "epochs_unfrozen": _p(20, int, "phase 2 (unfrozen) most epochs", low=0, high=200),
-        "lr_unfrozen": _p(1e-4, float, "phase 2 peak learning rate of the head", low=1e-7, high=1.0),
-        "lr_unfrozen_body": _p(1e-4, float, "phase 2 peak learning rate of the body (slice(body, head))",
+        "batch_size": Param(32, int, "images per step", low=2, high=1024),
+        "epochs_frozen": Param(20, int, "phase 1 (frozen body) most epochs", low=1, high=200),
+        "lr_frozen": Param(1e-3, float, "phase 1 peak learning rate (the head)", low=1e-7, high=1.0),
+        "patience_frozen": Param(3, int, "phase 1 early-stopping patience", low=1, high=200),
+        "epochs_unfrozen": Param(20, int, "phase 2 (unfrozen) most epochs", low=1, high=200),
+        "lr_unfrozen": Param(1e-4, float, "phase 2 peak learning rate of the head", low=1e-7, high=1.0),
+        "lr_unfrozen_body": Param(1e-4, float, "phase 2 peak learning rate of the body (slice(body, head))",
                                low=1e-8, high=1.0),
-        "patience_unfrozen": _p(5, int, "phase 2 early-stopping patience", low=1, high=200),
-        "tta": _p(False, bool, "test-time augmentation when scoring"),
-        "max_train_per_class": _p(None, int, "cap on training images per class (smoke runs)", low=2, optional=True),
-        "seed": _p(42, int, "random seed (split, weights, augmentation)", low=0),
+        "patience_unfrozen": Param(5, int, "phase 2 early-stopping patience", low=1, high=200),
+        "tta": Param(False, bool, "test-time augmentation when scoring"),
+        "max_train_per_class": Param(None, int, "cap on training images per class (smoke runs)", low=2, optional=True),
+        "seed": Param(42, int, "random seed (split, weights, augmentation)", low=0),
     },
     recipes={
         # The course report's two-phase recipe (ResNet18 at 224 px on a GPU; 99.47%, 373/375).
@@ -174,40 +165,38 @@ LAB2 = Lab(
 )
 
 
-def _notebook_params(lab: Lab | None, extra: dict[str, Param]) -> dict[str, Param]:
-    """A notebook's parameters: its lab's options (``None`` = from the recipe) plus its own."""
-    params = {} if lab is None else {
-        name: Param(None, p.kind, p.help, p.choices, p.low, p.high, optional=True) for name, p in lab.params.items()}
-    return {**params, **extra}
+def _from_recipe(lab: Lab, *leave_out: str) -> dict[str, Param]:
+    """A lab's training options as notebook parameters: default ``None``, "the recipe decides"."""
+    return {name: replace(p, default=None, optional=True) for name, p in lab.params.items() if name not in leave_out}
 
 
 _DATA = {
-    "data": _p("auto", str, "'auto': real data if found, else SYNTHETIC; 'real'; 'synthetic'",
+    "data": Param("auto", str, "'auto': real data if found, else SYNTHETIC; 'real'; 'synthetic'",
                choices=("auto", "real", "synthetic")),
-    "data_dir": _p(None, str, "folder holding the data (default: $BLOODCELLS_DATA_DIR, data/)", optional=True),
+    "data_dir": Param(None, str, "folder holding the data (default: $BLOODCELLS_DATA_DIR, data/)", optional=True),
 }
-_OUTPUT = {"output_dir": _p("runs", str, "run folders are created in here")}
-_QUICK = {"quick": _p(False, bool, "quick mode: the lab's few-minute recipe")}
+_OUTPUT = {"output_dir": Param("runs", str, "run folders are created in here")}
+_QUICK = {"quick": Param(False, bool, "quick mode: the lab's few-minute recipe")}
 
 #: Every notebook's parameters, by number: what papermill may set and the runner checks.
 NOTEBOOKS: dict[str, dict[str, Param]] = {
-    "01": {**_DATA, "image_size": _p(28, int, "medmnist's sizes", choices=(28, 64, 128, 224)),
-           "seed": _p(0, int, "random seed", low=0),
-           "examples_per_class": _p(8, int, "images per class in the montage", low=1, high=32)},
-    "02": {**_DATA, "image_size": _p(28, int, "medmnist's sizes", choices=(28, 64, 128)),
-           **{k: v for k, v in _notebook_params(LAB1, {}).items() if k not in ("model", "seed")},
-           "seed": _p(0, int, "random seed", low=0), **_OUTPUT, **_QUICK},
-    "03": {**_DATA, **{k: v for k, v in _notebook_params(LAB2, {}).items() if k != "seed"},
-           "seed": _p(42, int, "random seed (split, weights, augmentation)", low=0),
-           "lr_finder_steps": _p(100, int, "steps of the learning-rate finder (0 skips it)", low=0, high=1000),
-           "external_dir": _p("auto", str, "another lab's class folders; 'auto': external/bccd beside the data "
+    "01": {**_DATA, "image_size": Param(28, int, "medmnist's sizes", choices=(28, 64, 128, 224)),
+           "seed": Param(0, int, "random seed", low=0),
+           "examples_per_class": Param(8, int, "images per class in the montage", low=1, high=32)},
+    "02": {**_DATA, "image_size": Param(28, int, "medmnist's sizes", choices=(28, 64, 128)),
+           **_from_recipe(LAB1, "model", "seed"),
+           "seed": Param(0, int, "random seed", low=0), **_OUTPUT, **_QUICK},
+    "03": {**_DATA, **_from_recipe(LAB2, "seed"),
+           "seed": Param(42, int, "random seed (split, weights, augmentation)", low=0),
+           "lr_finder_steps": Param(100, int, "steps of the learning-rate finder (0 skips it)", low=0, high=1000),
+           "external_dir": Param("auto", str, "another lab's class folders; 'auto': external/bccd beside the data "
                               "if there, else none (SYNTHETIC stand-in on SYNTHETIC data)", optional=True),
-           "external_class_map": _p(None, dict, "{their folder: our class}; None: match names", optional=True),
-           "external_crop": _p(1.0, float, "centre crop of the external images (their framing)", low=0.1, high=1.0),
+           "external_class_map": Param(None, dict, "{their folder: our class}; None: match names", optional=True),
+           "external_crop": Param(1.0, float, "centre crop of the external images (their framing)", low=0.1, high=1.0),
            **_OUTPUT, **_QUICK},
-    "04": {"run_dirs": _p(None, list, "run folders to analyse; None: the newest of each model", optional=True),
-           "runs_root": _p("runs", str, "where notebooks 02 and 03 wrote their runs"),
-           "gallery_size": _p(16, int, "mistakes shown per run", low=1, high=100),
-           "calibration_bins": _p(10, int, "bins of the reliability diagram", low=2, high=50),
+    "04": {"run_dirs": Param(None, list, "run folders to analyse; None: the newest of each model", optional=True),
+           "runs_root": Param("runs", str, "where notebooks 02 and 03 wrote their runs"),
+           "gallery_size": Param(16, int, "mistakes shown per run", low=1, high=100),
+           "calibration_bins": Param(10, int, "bins of the reliability diagram", low=2, high=50),
            **_OUTPUT},
 }

@@ -34,7 +34,7 @@ def test_lab1_recipes():
 @pytest.mark.parametrize("given, message", [
     ({"epochs_frozen": "abc"}, "should be int"), ({"epochs_unfrozen": -1}, "out of range"), ({"image_size": 0}, "out of range"),
     ({"backbone": "resnet19"}, "choose from"), ({"lr_frozen": -1.0}, "out of range"), ({"tta": 1}, "should be bool"),
-    ({"batch_size": True}, "should be int"),
+    ({"batch_size": True}, "should be int"), ({"epochs_unfrozen": 0}, "out of range"),
 ])
 def test_bad_values_name_the_parameter_and_what_is_valid(given, message):
     with pytest.raises(ConfigError, match=message) as err:
