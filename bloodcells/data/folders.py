@@ -121,7 +121,7 @@ def read_rgb(path: str | Path, size: int | None = None, crop: float = 1.0) -> np
         raise DataError(f"no permission to read image {path}; make it readable (chmod a+r)") from exc
     except Image.DecompressionBombError as exc:
         raise DataError(f"image {path} is too large to open safely ({exc}); resize or remove it") from exc
-    except (UnidentifiedImageError, OSError) as exc:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:  # PIL's ways of saying "broken"
         raise DataError(f"cannot read image {path} ({exc}); it is truncated or not an image: "
                         "delete or replace the file") from exc
 
@@ -139,23 +139,18 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "L").convert("RGB")
 
 
-def check_images(files, limit: int = 20) -> None:
-    """Decode every image once before long work starts; one error names every unreadable file.
+def check_images(files, read=read_rgb, limit: int = 20) -> None:
+    """Read every image once with ``read`` (:func:`read_rgb` or a caching reader, so the check is
+    also the first decode) before long work starts; one error names every unreadable file.
 
     Catches what would otherwise stop training halfway or lose a finished run at scoring time:
-    truncated or corrupt files, macOS ``._`` companions, images too large to be safe, files the
-    user may not read."""
+    truncated or corrupt files, images too large to be safe, files the user may not read."""
     bad = []
     for path in files:
         try:
-            with Image.open(path) as image:
-                image.load()
-        except PermissionError:
-            bad.append(f"{path}: permission denied (make it readable: chmod a+r)")
-        except Image.DecompressionBombError as exc:
-            bad.append(f"{path}: too large to open safely ({exc})")
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-            bad.append(f"{path}: {exc}")
+            read(path)
+        except DataError as exc:
+            bad.append(str(exc))
     if bad:
         shown = "\n  ".join(bad[:limit]) + (f"\n  ... and {len(bad) - limit} more" if len(bad) > limit else "")
         raise DataError(f"{len(bad)} image file(s) cannot be read (checked before training):\n  {shown}\n"

@@ -136,7 +136,9 @@ def build_learner(split: FolderSplit, options) -> Learner:
     """An ImageNet body plus fastai's head (concat pooling, BN, dropout, two linears), body frozen.
 
     Its ``path`` is a scratch folder for :func:`keep_best`'s checkpoints, removed with the learner."""
-    check_images([f for files in split.files.values() for f in files])  # a bad file fails now, not at scoring
+    size, crop = options["image_size"], crop_for(split, options)
+    # A bad file fails now, not at scoring; the check fills the decode cache training reads from.
+    check_images([f for files in split.files.values() for f in files], read=lambda f: _cell_pixels(str(f), size, crop))
     seed_everything(options["seed"])
     net = backbone(options["backbone"], options["pretrained"])
     dls = make_dataloaders(split, options, net.stats)
