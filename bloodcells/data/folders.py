@@ -1,6 +1,7 @@
 """Class-folder image sets (``root/<class>/*.jpg``): discover, check, split, load."""
 from __future__ import annotations
 
+import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,15 @@ from bloodcells.data.errors import DataError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
 WBC5_CLASSES = ["basophil", "eosinophil", "lymphocyte", "monocyte", "neutrophil"]
+MANIFEST = "bloodcells-prepared.json"  # written by `bloodcells data prepare` into each folder it makes
+
+
+def read_manifest(folder: str | Path) -> dict | None:
+    """How `bloodcells data prepare` made ``folder`` (``None``: the kit did not make it)."""
+    try:
+        return json.loads((Path(folder) / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
 
 
 @dataclass
@@ -25,6 +35,7 @@ class FolderSplit:
     labels: dict[str, np.ndarray]
     skipped: list[Path]
     synthetic: bool = False
+    crop: float | None = None  # the framing the images need, when the folder says (None: unknown)
 
     def table(self):
         import pandas as pd
@@ -89,13 +100,15 @@ def split_folder(root: str | Path, fractions=(0.70, 0.15, 0.15), seed: int = 42)
     val_share = fractions[1] / (fractions[1] + fractions[2])
     val, test = train_test_split(rest, train_size=val_share, stratify=labels[rest], random_state=seed)
     parts = {"train": np.sort(train), "val": np.sort(val), "test": np.sort(test)}
+    synthetic = (Path(root) / "SYNTHETIC.txt").exists()  # drawn already framed on the cell
     return FolderSplit(
         root=Path(root),
         class_names=names,
         files={s: list(paths[i]) for s, i in parts.items()},
         labels={s: labels[i].astype(np.int64) for s, i in parts.items()},
         skipped=skipped,
-        synthetic=(Path(root) / "SYNTHETIC.txt").exists(),
+        synthetic=synthetic,
+        crop=1.0 if synthetic else (read_manifest(root) or {}).get("crop"),
     )
 
 

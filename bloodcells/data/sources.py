@@ -7,7 +7,8 @@ from pathlib import Path
 from bloodcells.data.errors import DataError
 from bloodcells.data.folders import WBC5_CLASSES, load_folder
 from bloodcells.data.locations import env_data_dir, kit_data_dir
-from bloodcells.data.medmnist_io import DataUnavailable, load_bloodmnist
+from bloodcells.data.medmnist_io import DataUnavailable, load_bloodmnist, source_url
+from bloodcells.data.prepare import wbc5_from_bloodmnist
 from bloodcells.data.synthetic import load_synthetic_bloodmnist, synthetic_cache_dir, write_class_folders
 
 CHOICES = ("auto", "real", "synthetic")
@@ -40,10 +41,12 @@ def open_bloodmnist(data: str = "auto", data_dir: str | Path | None = None, size
         return load_synthetic_bloodmnist(size=size, seed=seed)
 
 
-def wbc5_folder(data: str = "auto", data_dir: str | Path | None = None) -> Path:
+def wbc5_folder(data: str = "auto", data_dir: str | Path | None = None, size: int = 128) -> Path:
     """The white-cell class folder: ``data_dir``'s ``wbc5/`` (or ``data_dir`` itself) when given,
-    and nothing else; otherwise ``$BLOODCELLS_DATA_DIR/wbc5``, then ``data/wbc5``. For
-    ``"synthetic"`` (or ``"auto"`` with no ``data_dir`` and none found) a generated set."""
+    and nothing else; otherwise ``$BLOODCELLS_DATA_DIR/wbc5``, then ``data/wbc5``. When there is
+    none, it is built once from BloodMNIST at ``size`` (medmnist downloads and MD5-checks it) in
+    ``data_dir`` (or the data folder). For ``"synthetic"``, or ``"auto"`` with no ``data_dir`` and
+    nothing to build from, a generated set."""
     _check_choice(data)
     if data != "synthetic":
         if data_dir:  # a folder the user named is the only place to look
@@ -52,14 +55,20 @@ def wbc5_folder(data: str = "auto", data_dir: str | Path | None = None) -> Path:
             candidates = [env_data_dir() / "wbc5"] if env_data_dir() is not None else []
             candidates.append(kit_data_dir() / "wbc5")
         for folder in candidates:
-            if folder.is_dir() and any(p.is_dir() for p in folder.iterdir()):
+            subfolders = {p.name for p in folder.iterdir() if p.is_dir()} if folder.is_dir() else set()
+            if subfolders and not subfolders & {"medmnist", "wbc5", "external"}:  # class folders, not a data folder
                 return folder
-        message = (
-            f"no white-cell class folder found (looked in {[str(c) for c in candidates]}); "
-            "set data_dir or BLOODCELLS_DATA_DIR to a folder holding wbc5/<class>/*.jpg"
-        )
-        if data == "real" or data_dir:  # a folder the user named holds no data: say so, never substitute
-            raise DataError(message)
+        root = Path(data_dir).expanduser() if data_dir else (env_data_dir() or kit_data_dir())
+        try:
+            print(f"No white-cell folder in {[str(c) for c in candidates]}: building {root / 'wbc5'} "
+                  f"from BloodMNIST {size}x{size} (once).")
+            return wbc5_from_bloodmnist(root, size)[0]
+        except DataUnavailable as exc:
+            message = (f"{exc}\nNo white-cell class folder found and none could be built. Run "
+                       f"`bloodcells data prepare --out DIR` where {source_url(size)[0]} or the PBC archive can be "
+                       "had, then set data_dir or BLOODCELLS_DATA_DIR to DIR (it holds wbc5/<class>/ images)")
+            if data == "real" or data_dir:  # a folder the user named holds no data: say so, never substitute
+                raise DataError(message) from exc
         warnings.warn(message + "\nFalling back to a SYNTHETIC set (data='auto').", stacklevel=2)
     folder = synthetic_cache_dir() / "wbc5"
     if not (folder / "SYNTHETIC.txt").exists():
