@@ -21,6 +21,8 @@ def main() -> None:
     parser.add_argument("--data-dir", required=True, help="folder holding wbc5/<class>/*.jpg")
     parser.add_argument("--backbone", default=None, choices=BACKBONES, help="default: the CPU lab's")
     parser.add_argument("--quick", action="store_true", help="notebook 03's quick mode")
+    parser.add_argument("--recipe", default="cpu", choices=("cpu", "report", "auto"),
+                        help="'cpu' (default) or the report's (ResNet18, 224 px: a GPU's)")
     parser.add_argument("--image-size", type=int, default=None, help="override the image size")
     parser.add_argument("--seed", type=int, default=None, help="default: the lab's 42")
     parser.add_argument("--external", default=None, help="another lab's class folders to score as well")
@@ -28,12 +30,12 @@ def main() -> None:
     args = parser.parse_args()
 
     split = split_folder(wbc5_folder("real", args.data_dir))
-    options = transfer.options(args.quick, backbone=args.backbone, image_size=args.image_size, seed=args.seed)
+    options = transfer.options(args.quick, args.recipe, backbone=args.backbone, image_size=args.image_size, seed=args.seed)
     run = transfer.train(split, options)
     summary = transfer.evaluate(run, split)  # with the lab's test-time augmentation
     plain = transfer.predict(run.model, split.files["test"], tta=False)
     line = {
-        "benchmark": "transfer", "backbone": options["backbone"], "image_size": options["image_size"],
+        "benchmark": "transfer", "recipe": args.recipe, "backbone": options["backbone"], "image_size": options["image_size"],
         "quick": args.quick, "tta": options["tta"], "test_accuracy": round(summary["accuracy"], 4),
         "test_correct": f"{summary['n_correct']}/{summary['n_test']}", "macro_f1": round(summary["macro_f1"], 4),
         "test_accuracy_no_tta": round(float((plain.argmax(1) == split.labels["test"]).mean()), 4),

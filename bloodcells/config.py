@@ -136,7 +136,7 @@ LAB2 = Lab(
         "backbone": Param("resnet18", str, "ImageNet body", choices=BACKBONES),
         "pretrained": Param(True, bool, "start from ImageNet weights (False: random weights)"),
         "image_size": Param(224, int, "pixels per side fed to the network", low=32, high=1024),
-        "crop": Param(None, float, "centre crop before resizing; None: 0.55 for photos, 1.0 for SYNTHETIC",
+        "crop": Param(None, float, "centre crop before resizing; None: the folder's own framing (1.0 for SYNTHETIC and prepared BloodMNIST), else 0.55 for PBC photos",
                    low=0.1, high=1.0, optional=True),
         "batch_size": Param(32, int, "images per step", low=2, high=1024),
         "epochs_frozen": Param(20, int, "phase 1 (frozen body) most epochs", low=1, high=200),
@@ -163,6 +163,8 @@ LAB2 = Lab(
     },
     base=("report", "cpu"),
 )
+#: Lab 2's named starting points: the CPU lab (the default) and the report's own (for a GPU).
+LAB2_RECIPES = {"cpu": ("report", "cpu"), "report": ("report",)}
 
 
 def _from_recipe(lab: Lab, *leave_out: str) -> dict[str, Param]:
@@ -186,7 +188,10 @@ NOTEBOOKS: dict[str, dict[str, Param]] = {
     "02": {**_DATA, "image_size": Param(28, int, "medmnist's sizes", choices=(28, 64, 128)),
            **_from_recipe(LAB1, "model", "seed"),
            "seed": Param(0, int, "random seed", low=0), **_OUTPUT, **_QUICK},
-    "03": {**_DATA, **_from_recipe(LAB2, "seed"),
+    "03": {**_DATA, "recipe": Param("auto", str, "'cpu': EfficientNet-Lite0 at 128 px; 'report': the report's ResNet18 "
+                                 "at 224 px (a GPU's); 'auto': 'report' on a CUDA GPU, else 'cpu'",
+                                 choices=("auto", "cpu", "report")),
+           **_from_recipe(LAB2, "seed"),
            "seed": Param(42, int, "random seed (split, weights, augmentation)", low=0),
            "lr_finder_steps": Param(100, int, "steps of the learning-rate finder (0 skips it)", low=0, high=1000),
            "external_dir": Param("auto", str, "another lab's class folders; 'auto': external/bccd beside the data "

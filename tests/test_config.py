@@ -22,6 +22,18 @@ def test_precedence_recipe_then_quick_then_user():
     assert table.loc["image_size", "set by"] == "you" and table.loc["image_size", "value"] == "64"
 
 
+def test_lab2_recipe_for_a_gpu_is_the_report_s(monkeypatch):
+    report = transfer.options(recipe="report")
+    assert (report["backbone"], report["image_size"], report["lr_unfrozen"], report["tta"]) == ("resnet18", 224, 1e-4, False)
+    assert report.sources["image_size"] == "report"
+    monkeypatch.setattr("bloodcells.platforms.torch_device", lambda: "cuda")
+    assert transfer.options(recipe="auto")["image_size"] == 224
+    monkeypatch.setattr("bloodcells.platforms.torch_device", lambda: "mps")  # the CPU lab is the lighter one
+    assert transfer.options(recipe="auto")["image_size"] == 128
+    with pytest.raises(ConfigError, match="recipe must be one of"):
+        transfer.options(recipe="gpu")
+
+
 def test_lab1_recipes():
     seed, improved = cnn.options("seed"), cnn.options("improved")
     assert (seed["epochs"], seed["batch_size"], seed["learning_rate"], seed["patience"]) == (15, 32, 1e-3, 3)

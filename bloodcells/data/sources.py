@@ -7,7 +7,7 @@ from pathlib import Path
 from bloodcells.data.errors import DataError
 from bloodcells.data.folders import WBC5_CLASSES, load_folder
 from bloodcells.data.locations import env_data_dir, kit_data_dir
-from bloodcells.data.medmnist_io import DataUnavailable, load_bloodmnist, source_url
+from bloodcells.data.medmnist_io import DataUnavailable, load_bloodmnist
 from bloodcells.data.prepare import wbc5_from_bloodmnist
 from bloodcells.data.synthetic import load_synthetic_bloodmnist, synthetic_cache_dir, write_class_folders
 
@@ -60,13 +60,13 @@ def wbc5_folder(data: str = "auto", data_dir: str | Path | None = None, size: in
                 return folder
         root = Path(data_dir).expanduser() if data_dir else (env_data_dir() or kit_data_dir())
         try:
-            print(f"No white-cell folder in {[str(c) for c in candidates]}: building {root / 'wbc5'} "
-                  f"from BloodMNIST {size}x{size} (once).")
+            print(f"No white-cell folder in {[str(c) for c in candidates]}: building {root / 'wbc5'} once, "
+                  f"from BloodMNIST {size}x{size} if it can be found or downloaded.")
             return wbc5_from_bloodmnist(root, size)[0]
         except DataUnavailable as exc:
-            message = (f"{exc}\nNo white-cell class folder found and none could be built. Run "
-                       f"`bloodcells data prepare --out DIR` where {source_url(size)[0]} or the PBC archive can be "
-                       "had, then set data_dir or BLOODCELLS_DATA_DIR to DIR (it holds wbc5/<class>/ images)")
+            message = (f"no white-cell class folder found (looked in {[str(c) for c in candidates]}) and none could "
+                       f"be built from BloodMNIST {size}x{size}:\n{exc}\nOr run `bloodcells data prepare --out DIR` "
+                       "where BloodMNIST or the PBC archive can be had, and set data_dir or BLOODCELLS_DATA_DIR to DIR")
             if data == "real" or data_dir:  # a folder the user named holds no data: say so, never substitute
                 raise DataError(message) from exc
         warnings.warn(message + "\nFalling back to a SYNTHETIC set (data='auto').", stacklevel=2)

@@ -41,7 +41,7 @@ from fastai.vision.learner import create_head
 from torch import nn
 
 from bloodcells import experiment
-from bloodcells.config import LAB2, Options
+from bloodcells.config import LAB2, LAB2_RECIPES, ConfigError, Options
 from bloodcells.data.errors import DataError
 from bloodcells.data.folders import FolderSplit, check_images, discover, read_rgb
 from bloodcells.experiment import RunRecord
@@ -52,14 +52,22 @@ from bloodcells.seeding import seed_everything
 # PBC photos are 360 pixels with the cell in the middle; BloodMNIST keeps the central 200. Cropping
 # to that before resizing gives the network more pixels per cell at the same cost (linear probe of
 # frozen EfficientNet-Lite0 features on wbc5 at 128 px: 88.8% on whole photos, 96% on the crop).
-# The synthetic set is drawn already cropped to the cell, so it is not cropped again.
+# Sets already framed on the cell (SYNTHETIC, BloodMNIST's larger sizes) say so and are not cropped again.
 PHOTO_CROP = 0.55
 
 
-def options(quick: bool = False, **given) -> Options:
-    """Lab 2's training options: the report's recipe, the kit's CPU changes, quick mode's changes
-    when ``quick``, then ``given`` (``None`` = not set). :data:`bloodcells.config.LAB2` declares them."""
-    return LAB2.options(quick=quick, **given)
+def options(quick: bool = False, recipe: str = "cpu", **given) -> Options:
+    """Lab 2's training options: the report's recipe, the CPU lab's changes (``recipe="cpu"``; on a
+    GPU ``"report"`` keeps the report's 224 px ResNet18 and epochs; ``"auto"`` picks by device), quick
+    mode's changes when ``quick``, then ``given`` (``None`` = not set). :data:`bloodcells.config.LAB2`
+    declares them."""
+    if recipe == "auto":
+        from bloodcells.platforms import torch_device
+
+        recipe = "report" if torch_device() == "cuda" else "cpu"
+    if recipe not in LAB2_RECIPES:
+        raise ConfigError(f"recipe must be one of {sorted(LAB2_RECIPES) + ['auto']}, got {recipe!r}")
+    return LAB2.options(quick=quick, base=LAB2_RECIPES[recipe], **given)
 
 
 @lru_cache(maxsize=20_000)
@@ -105,8 +113,9 @@ def _train_subset(split: FolderSplit, max_per_class: int | None, seed: int) -> t
 
 
 def crop_for(split: FolderSplit, options) -> float:
-    """The options' crop, or the default framing: PBC photos cropped to the cell, SYNTHETIC not."""
-    return options["crop"] or (1.0 if split.synthetic else PHOTO_CROP)
+    """The options' crop, else the folder's own framing (SYNTHETIC and prepared BloodMNIST sets are
+    already framed: 1.0), else PBC photos' (cropped to the cell)."""
+    return options["crop"] or split.crop or PHOTO_CROP
 
 
 def make_dataloaders(split: FolderSplit, options, stats=None):
