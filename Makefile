@@ -8,15 +8,24 @@ STAMP := $(VENV)/.installed
 NBVAL := --nbval-lax --nbval-cell-timeout=600 --nbval-kernel-name=python3 -p no:cacheprovider
 NBVAL_DIR := runs/nbval
 
-.PHONY: install demo full test lint unit notebooks outputs release lab clean
+.PHONY: install lock demo full test lint unit notebooks outputs release lab clean
 
-$(STAMP): pyproject.toml
+# The exact tested versions come from constraints.txt (the lock file); pyproject.toml holds the ranges.
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -e '.[dev]'
+	$(PY) -m pip install -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP)
+
+lock:  ## re-resolve the newest versions within pyproject.toml's ranges into constraints.txt (then run make test)
+	rm -rf $(VENV)-lock && $(PYTHON) -m venv $(VENV)-lock
+	$(VENV)-lock/bin/pip install -q --upgrade pip
+	$(VENV)-lock/bin/pip install -q -e '.[dev]'
+	sed -n '/^#/p' constraints.txt > constraints.new
+	$(VENV)-lock/bin/pip freeze --exclude-editable >> constraints.new
+	mv constraints.new constraints.txt && rm -rf $(VENV)-lock
 
 demo: install  ## the main job: every notebook, quick mode, SYNTHETIC data, into a new runs/ folder
 	$(VENV)/bin/bloodcells labs run -p data=synthetic -p quick=true

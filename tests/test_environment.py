@@ -1,4 +1,5 @@
-"""The environment promises: no import-order crash, quiet TensorFlow, conda file in sync."""
+"""The environment promises: no import-order crash, quiet TensorFlow, the locked versions, conda and
+Binder files in sync."""
 import subprocess
 import sys
 import tomllib
@@ -15,11 +16,38 @@ def _python(code: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize("first,second", [("tensorflow", "fastai.vision.all"), ("fastai.vision.all", "tensorflow")])
-def test_tensorflow_and_fastai_import_in_either_order(first, second):
-    """torch >= 2.12 segfaults here after tensorflow (tensorflow issue 124205); we pin 2.11."""
-    done = _python(f"import bloodcells, {first}, {second}, torchvision; print('ok')")
+def test_tensorflow_and_fastai_share_a_process_in_either_order(first, second):
+    """Without the kit's guard, torch >= 2.12 segfaults when imported after TensorFlow (tensorflow
+    issue 124205); the locked torch is such a release, so this proves the guard, not a pin."""
+    code = (f"import bloodcells, {first}, {second}, torchvision, torch, keras; "
+            "print(torch.__version__, float(torch.ones(3).sum()), float(keras.ops.sum(keras.ops.ones(3))))")
+    done = _python(code)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip() == "ok"
+    version, torch_sum, keras_sum = done.stdout.split()
+    assert (torch_sum, keras_sum) == ("3.0", "3.0")
+    assert tuple(int(p) for p in version.split("+")[0].split(".")[:2]) >= (2, 12), "the guard is only tested with torch >= 2.12"
+
+
+def test_tensorflow_imported_before_the_kit_gets_a_warning():
+    done = _python("import warnings, tensorflow; warnings.simplefilter('error'); import bloodcells")
+    assert done.returncode != 0 and "import bloodcells` first" in done.stderr
+
+
+def test_installed_versions_are_the_lock_file_s():
+    """`make install` passes constraints.txt to pip: what is installed is what CI tested."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    pinned = dict(line.split("==") for line in (REPO / "constraints.txt").read_text().splitlines()
+                  if line and not line.startswith("#"))
+    assert {"torch", "tensorflow", "keras", "fastai", "ipywidgets"} <= set(pinned)
+    different = {}
+    for name in ("torch", "torchvision", "tensorflow", "keras", "fastai", "timm", "numpy", "pandas", "ipywidgets"):
+        try:
+            if version(name) != pinned[name]:
+                different[name] = (version(name), pinned[name])
+        except PackageNotFoundError:
+            different[name] = (None, pinned[name])
+    assert not different, f"installed vs locked: {different}; run `make install` (or `make lock` after a range change)"
 
 
 def test_tensorflow_is_silent():
@@ -36,5 +64,11 @@ def test_environment_yml_matches_pyproject():
     low, high = project["requires-python"].replace(">=", "").split(",<")
     assert tuple(map(int, low.split("."))) <= major_minor < tuple(map(int, high.split(".")))
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
-    assert "-e .[dev]" in pip  # dependencies come from pyproject.toml, never listed twice
+    assert pip == ["-c constraints.txt", "-e .[lab]"]  # dependencies come from pyproject.toml, never listed twice
     assert "bloodcells" in env["name"]
+
+
+def test_binder_installs_the_locked_kit_with_jupyterlab():
+    assert (REPO / "binder" / "runtime.txt").read_text().strip() == "python-3.11"
+    post_build = (REPO / "binder" / "postBuild").read_text()
+    assert "-c constraints.txt -e '.[lab]'" in post_build and "set -euo pipefail" in post_build
