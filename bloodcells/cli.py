@@ -1,4 +1,4 @@
-"""``bloodcells labs list|run|sweep``: the instructor's command line."""
+"""``bloodcells labs list|run|sweep|release|publish`` and ``bloodcells data prepare``: the instructor's command line."""
 from __future__ import annotations
 
 import argparse
@@ -6,6 +6,10 @@ import sys
 from pathlib import Path
 
 from bloodcells import labs
+
+#: The optional dependencies some commands need, and the extra that installs each.
+EXTRA_FOR = {"papermill": "instructor", "nbconvert": "instructor", "nbgrader": "instructor",
+             "dask": "cluster", "distributed": "cluster"}
 
 
 def _list(args) -> int:
@@ -77,6 +81,22 @@ def _sweep(args) -> int:
     return 0 if (table["status"] == "ok").all() else 1
 
 
+def _prepare(args) -> int:
+    from bloodcells.data.errors import DataError
+    from bloodcells.data.prepare import prepare
+
+    try:
+        done = prepare(args.out, args.size, args.from_pbc, args.from_bccd)
+    except DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for path, built in done:
+        print(f"{'made' if built else 'already there'}: {path}")
+    out = Path(args.out).expanduser().resolve()
+    print(f"\nPoint the labs at it: data_dir={out}, or export BLOODCELLS_DATA_DIR={out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bloodcells", description="bloodcells course kit")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -104,11 +124,30 @@ def main(argv: list[str] | None = None) -> int:
     sweep_parser.add_argument("--scheduler", help="address of an existing Dask scheduler, e.g. tcp://host:8786")
     sweep_parser.add_argument("--out", default="runs", help="folder for the new sweep folder (default: runs)")
     sweep_parser.set_defaults(func=_sweep)
+    data_parser = sub.add_parser("data", help="get the labs' real data ready ahead of time")
+    data_sub = data_parser.add_subparsers(dest="action", required=True)
+    prepare_parser = data_sub.add_parser(
+        "prepare", help="BloodMNIST for lab 1, the white cells for lab 2 (and an external set) into one folder")
+    prepare_parser.add_argument("--out", required=True, help="data folder to fill (DIR/medmnist, DIR/wbc5, ...)")
+    prepare_parser.add_argument("--size", type=int, default=128, choices=(64, 128, 224),
+                                help="BloodMNIST size lab 2's white cells are built from (default 128)")
+    prepare_parser.add_argument("--from-pbc", metavar="PATH",
+                                help="build the white cells from the PBC archive (folder or zip) instead")
+    prepare_parser.add_argument("--from-bccd", metavar="PATH",
+                                help="also build external/bccd from a BCCD_Dataset checkout (evaluation only)")
+    prepare_parser.set_defaults(func=_prepare)
     args = parser.parse_args(argv)
     try:
         return args.func(args)
     except labs.LabError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:
+        extra = EXTRA_FOR.get((exc.name or "").split(".")[0])
+        if extra is None:
+            raise
+        print(f"error: this command needs {exc.name}, which comes with the kit's [{extra}] extra: "
+              f"pip install 'bloodcells[{extra}]' (or `make install`, which installs every extra)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: the lab folder is marked INTERRUPTED and holds a summary of what ran", file=sys.stderr)

@@ -1,8 +1,9 @@
 """The lab runner: parameter checks before anything runs, and a papermill smoke run of every
 notebook (on real data when BLOODCELLS_DATA_DIR is set, SYNTHETIC otherwise)."""
 import json
-import re
 import os
+import re
+import sys
 
 import pytest
 
@@ -70,6 +71,13 @@ def test_parse_assignments_reads_yaml_values(tmp_path):
         labs.parse_assignments(["epochs"])
 
 
+def test_a_missing_extra_is_named_with_the_install_command(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "nbgrader", None)  # as if installed without [instructor]
+    assert cli.main(["labs", "release", "--out", str(tmp_path / "edition")]) == 2
+    err = capsys.readouterr().err
+    assert "nbgrader" in err and "pip install 'bloodcells[instructor]'" in err
+
+
 def test_unknown_notebook():
     with pytest.raises(labs.LabError, match="unknown notebook '09'"):
         labs.select(["09"])
@@ -78,7 +86,10 @@ def test_unknown_notebook():
 def test_smoke_run_of_every_notebook(tmp_path):
     real = bool(os.environ.get("BLOODCELLS_DATA_DIR"))
     values = {"quick": True, "data": "real" if real else "synthetic"}
-    lab = labs.run(labs.select(None), values, tmp_path, log=lambda *a: None)
+    # On real data, quick mode trimmed further: the real-data path end to end, in about 3 minutes.
+    trimmed = {"02": {"max_train_samples": 600, "epochs": 2},
+               "03": {"max_train_per_class": 60, "epochs_frozen": 1, "epochs_unfrozen": 2, "lr_finder_steps": 20}}
+    lab = labs.run(labs.select(None), values, tmp_path, log=lambda *a: None, per_notebook=trimmed if real else None)
     assert lab.ok, lab.failure
     for nb in labs.notebooks():
         assert (lab.folder / nb.name).is_file() and (lab.folder / nb.with_suffix(".html").name).is_file()
@@ -87,8 +98,8 @@ def test_smoke_run_of_every_notebook(tmp_path):
     assert set(models) == {"seed", "improved", "transfer-efficientnet_lite0"}
     for row in models.values():
         assert ("SYNTHETIC" in row["dataset"]) != real
-        # Quick mode (few epochs, few or small images). Chance is 12.5% (lab 1) and 20% (lab 2).
-        assert row["accuracy"] > 0.6 and 0 < row["macro_f1"] <= 1
+        # Few epochs on few or small images. Chance is 12.5% (lab 1) and 20% (lab 2).
+        assert row["accuracy"] > (0.4 if real else 0.6) and 0 < row["macro_f1"] <= 1
     summary_md = (lab.folder / "summary.md").read_text()
     for nb in labs.notebooks():
         assert re.search(rf"\| {nb.stem} +\| ok +\|", summary_md), nb.stem

@@ -45,6 +45,20 @@ def test_notebook_02_cell_by_cell_equals_run_experiment(tmp_path):
         assert metrics["n_correct"] == one_call.metrics["n_correct"], model
 
 
+@pytest.mark.parametrize("number", ["02", "03"])
+def test_an_unwritable_output_dir_stops_the_notebook_before_training(number, tmp_path):
+    (tmp_path / "a-file").write_text("not a folder")
+    nb = labs.select([number])[0]
+    with pytest.raises(PapermillExecutionError) as failed:
+        papermill.execute_notebook(str(nb), str(tmp_path / nb.name), kernel_name="python3", cwd=str(nb.parent),
+                                   parameters={"data": "synthetic", "output_dir": str(tmp_path / "a-file" / "runs")},
+                                   progress_bar=False)
+    assert failed.value.ename == "OutputDirError"
+    executed = nbformat.read(tmp_path / nb.name, as_version=4)
+    assert not any("model.fit(" in c.source or "fit_one_cycle(" in c.source
+                   for c in executed.cells[:failed.value.cell_index + 1])  # nothing was trained
+
+
 def test_notebook_03_cell_by_cell_equals_run_experiment(tmp_path):
     from bloodcells.data.folders import split_folder
     from bloodcells.data.sources import wbc5_folder
