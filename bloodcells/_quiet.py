@@ -1,4 +1,7 @@
 """What must happen before anything imports TensorFlow: quiet logs, and no crash beside torch."""
+import contextlib
+import importlib.abc
+import importlib.util
 import os
 import sys
 import warnings
@@ -19,6 +22,47 @@ def quiet_tensorflow() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+
+@contextlib.contextmanager
+def _stderr_file_descriptor_silenced():
+    """Send what C++ code writes to file descriptor 2 to /dev/null (Python exceptions still propagate)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+class _SilentTensorflowImport(importlib.abc.MetaPathFinder):
+    """While ``tensorflow`` is first imported, drop what its C++ side writes to stderr: absl's log lines
+    come before TF_CPP_MIN_LOG_LEVEL applies (the GPU-capable build says "Could not find cuda
+    drivers" on every machine without one, in every notebook that imports it)."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "tensorflow":
+            return None
+        sys.meta_path.remove(self)  # once: from here on, the normal finders
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.loader is not None:
+            load = spec.loader.exec_module
+
+            def exec_module(module):
+                with _stderr_file_descriptor_silenced():
+                    load(module)
+
+            spec.loader.exec_module = exec_module
+        return spec
+
+
+def silence_tensorflow_import() -> None:
+    """Install the quiet import of TensorFlow, unless it is imported already."""
+    if "tensorflow" not in sys.modules and not any(isinstance(f, _SilentTensorflowImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, _SilentTensorflowImport())
 
 
 def let_tensorflow_and_torch_share_a_process() -> None:

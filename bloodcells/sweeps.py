@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, BrokenExecutor, ProcessPoolExecutor, wait
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -54,7 +54,8 @@ def _collect(future) -> dict:
     try:
         return future.result()
     except Exception as exc:
-        return {"folder": None, "ok": False, "failure": f"the worker running it died: {type(exc).__name__}: {exc}"}
+        return {"folder": None, "ok": False, "failure": f"the worker running it (or one beside it in its pool) died: "
+                                                        f"{type(exc).__name__}: {exc}"}
 
 
 def sweep(spec: dict, out: str | Path = "runs", jobs: int = 2, scheduler: str | None = None,
@@ -88,13 +89,32 @@ def sweep(spec: dict, out: str | Path = "runs", jobs: int = 2, scheduler: str | 
 def _executor(jobs: int, scheduler: str | None):
     """A concurrent.futures executor: local processes, or a Dask cluster's executor."""
     if scheduler is None:
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
-            yield pool
+        workers = _LocalWorkers(jobs)
+        try:
+            yield workers
+        finally:
+            workers.pool.shutdown()
         return
     from dask.distributed import Client
 
     with Client(scheduler, timeout="10s") as client:
         yield client.get_executor(pure=False)
+
+
+class _LocalWorkers:
+    """Local worker processes. A worker that dies (out of memory) breaks its pool: the sets in flight
+    there become failed rows, and the next set gets a new pool instead of failing too."""
+
+    def __init__(self, jobs: int):
+        self.jobs, self.pool = jobs, ProcessPoolExecutor(max_workers=jobs)
+
+    def submit(self, fn, *args):
+        try:
+            return self.pool.submit(fn, *args)
+        except BrokenExecutor:
+            self.pool.shutdown(wait=False)
+            self.pool = ProcessPoolExecutor(max_workers=self.jobs)
+            return self.pool.submit(fn, *args)
 
 
 def comparison(sets: list[dict], results: list[dict]) -> pd.DataFrame:

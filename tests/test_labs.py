@@ -146,3 +146,28 @@ def test_dead_kernel_is_a_failed_row_and_the_run_goes_on(tmp_path):
     assert "DeadKernelError" in lab.failure and "partial output notebook" in lab.failure
     summary = json.loads((lab.folder / "summary.json").read_text())
     assert summary["notebooks"]["01_dies"] == "failed" and "DeadKernelError" in summary["failure"]
+
+
+def test_ctrl_c_marks_the_lab_interrupted_with_a_summary(tmp_path, monkeypatch, capsys):
+    import papermill
+
+    book = tmp_path / "book"
+    book.mkdir()
+    first = _notebook(book / "01_first.ipynb", "seed = 0", "print(seed)")
+    second = _notebook(book / "02_second.ipynb", "seed = 0", "print(seed)")
+    third = _notebook(book / "03_third.ipynb", "seed = 0", "print(seed)")
+    real_execute = papermill.execute_notebook
+
+    def interrupted_at_the_second(nb, out, **kw):
+        if "02_second" in nb:
+            raise KeyboardInterrupt
+        return real_execute(nb, out, **kw)
+
+    monkeypatch.setattr(papermill, "execute_notebook", interrupted_at_the_second)
+    monkeypatch.setattr(labs, "select", lambda names, folder=None: [first, second, third])
+    assert cli.main(["labs", "run", "--out", str(tmp_path / "out")]) == 130
+    (folder,) = (tmp_path / "out").iterdir()
+    assert "02_second interrupted" in (folder / "INTERRUPTED").read_text()
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["notebooks"] == {"01_first": "ok", "02_second": "interrupted", "03_third": "not run"}
+    assert "marked INTERRUPTED" in capsys.readouterr().err

@@ -1,5 +1,7 @@
 """Sweeps: grid expansion, validation before running, and real parallel runs of notebook 01
 in local processes and on a Dask LocalCluster bound to loopback."""
+import os
+
 import pandas as pd
 import pytest
 
@@ -66,3 +68,24 @@ def test_a_kernel_killed_mid_sweep_leaves_the_other_sets_tabulated(tmp_path):
     assert "DeadKernelError" in table["reason"][1] and table["reason"][0] == ""
     written = pd.read_csv(folder / "comparison.csv")
     assert len(written) == 3 and (folder / "comparison.md").is_file()
+
+
+def _worker_dies_on_crash(selected, values, out):
+    """Stands in for sweeps._run_one in forked workers: the worker process itself dies."""
+    if values.get("crash"):
+        os._exit(9)
+    return {"folder": None, "ok": True, "failure": ""}
+
+
+def test_a_dead_worker_process_is_a_failed_row_and_the_table_is_still_written(tmp_path, monkeypatch):
+    from tests.test_labs import _notebook
+
+    book = tmp_path / "book"
+    book.mkdir()
+    _notebook(book / "01_n.ipynb", "crash = False\nseed = 0", "print(seed)")
+    monkeypatch.setattr(sweeps, "_run_one", _worker_dies_on_crash)  # workers are forked: they see it
+    spec = {"notebooks": ["01"], "grid": {"crash": [True, False, False, False], "seed": [1]}}
+    folder, table = sweeps.sweep(spec, tmp_path / "out", jobs=1, log=lambda *a: None, notebook_dir=book)
+    assert list(table["status"]) == ["failed", "ok", "ok", "ok"]  # later sets got a new pool
+    assert "the worker running it" in table["reason"][0] and "died" in table["reason"][0]
+    assert len(pd.read_csv(folder / "comparison.csv")) == 4
