@@ -145,3 +145,15 @@ def test_a_stalled_download_fails_instead_of_hanging():
         server.close()
     assert time.perf_counter() - start < 10
     assert socket.getdefaulttimeout() is None  # restored
+
+
+def test_reading_bloodmnist_does_not_import_torch(npz_factory):
+    """medmnist's package imports torch (500 MB): lab 1 reads medmnist's facts without it."""
+    import subprocess
+    import sys
+
+    folder = npz_factory()
+    code = (f"import sys; from bloodcells.data import load_bloodmnist; load_bloodmnist({str(folder)!r}); "
+            "print('torch' in sys.modules, 'medmnist' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stdout.split() == ["False", "False"], done.stderr[-2000:]

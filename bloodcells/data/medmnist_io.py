@@ -1,6 +1,8 @@
 """BloodMNIST in medmnist's own file layout: find, download, load and validate the npz."""
 from __future__ import annotations
 
+import functools
+import importlib.util
 import warnings
 import zipfile
 from pathlib import Path
@@ -20,10 +22,15 @@ class DataUnavailable(DataError):
     """The file is not on disk and cannot be downloaded (offline). Callers may fall back."""
 
 
+@functools.lru_cache(maxsize=1)
 def _info() -> dict:
-    from medmnist import INFO
-
-    return INFO[FLAG]
+    """medmnist's facts about BloodMNIST (labels, URLs, MD5s, split sizes), read from its ``info``
+    module alone: importing the ``medmnist`` package imports torch (500 MB), which lab 1 never uses."""
+    package = importlib.util.find_spec("medmnist")  # finds the package without importing it
+    spec = importlib.util.spec_from_file_location("bloodcells_medmnist_info", Path(package.origin).parent / "info.py")
+    info = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(info)
+    return info.INFO[FLAG]
 
 
 def class_names() -> tuple[list[str], list[str]]:

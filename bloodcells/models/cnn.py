@@ -178,8 +178,9 @@ def predict_proba(model: keras.Model, images: np.ndarray, tta: bool = False, bat
     x = normalize_images(images)
     if not tta:
         return model.predict(x, batch_size=batch_size, verbose=0)
-    views = [dihedral(x, k, f).numpy() for k in range(4) for f in (False, True)]
-    return np.mean([model.predict(v, batch_size=batch_size, verbose=0) for v in views], axis=0)
+    # One view at a time: eight float copies of the test set at once cost a Binder session 250 MB.
+    return np.mean([model.predict(dihedral(x, k, f).numpy(), batch_size=batch_size, verbose=0)
+                    for k in range(4) for f in (False, True)], axis=0)
 
 
 def evaluate(run: RunRecord, dataset) -> dict:
