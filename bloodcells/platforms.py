@@ -57,6 +57,10 @@ def describe(framework: str) -> str:
     import torch
 
     device = torch_device()
-    where = {"cuda": lambda: f"GPU ({torch.cuda.get_device_name()})", "mps": lambda: "Apple GPU (MPS)",
-             "cpu": lambda: f"CPU ({torch.get_num_threads()} threads)"}[device]()
+    if device == "cuda":
+        where = f"GPU ({torch.cuda.get_device_name()})"
+    elif device == "mps":
+        where = "Apple GPU (MPS)"
+    else:
+        where = f"CPU ({torch.get_num_threads()} threads)"
     return f"torch {torch.__version__}, fastai {fastai.__version__}, {python}; lab 2 runs on {where}"

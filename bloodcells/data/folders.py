@@ -46,7 +46,7 @@ class FolderSplit:
         )
 
 
-def _hidden(name: str) -> bool:
+def is_hidden(name: str) -> bool:
     """Hidden files and folders, macOS ``._`` companions and ``__MACOSX`` folders are not data."""
     return name.startswith(".") or name == "__MACOSX"
 
@@ -59,13 +59,13 @@ def discover(root: str | Path, min_per_class: int = 3) -> tuple[list[str], list[
             f"image folder {root} does not exist; point data_dir at a folder with one sub-folder "
             "per class (e.g. wbc5/basophil/*.jpg), or set BLOODCELLS_DATA_DIR"
         )
-    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not _hidden(p.name))
+    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not is_hidden(p.name))
     if not class_dirs:
         raise DataError(f"{root} has no class sub-folders; expected {root}/<class name>/<image files>")
     files, skipped = [], []
     for folder in class_dirs:
         found = sorted(p for p in folder.rglob("*")
-                       if p.is_file() and not any(_hidden(part) for part in p.relative_to(folder).parts))
+                       if p.is_file() and not any(is_hidden(part) for part in p.relative_to(folder).parts))
         images = [p for p in found if p.suffix.lower() in IMAGE_SUFFIXES]
         skipped += [p for p in found if p.suffix.lower() not in IMAGE_SUFFIXES]
         if not images:

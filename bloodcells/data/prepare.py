@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from bloodcells.data.dataset import SPLITS
 from bloodcells.data.errors import DataError
-from bloodcells.data.folders import IMAGE_SUFFIXES, MANIFEST, WBC5_CLASSES, read_manifest
+from bloodcells.data.folders import IMAGE_SUFFIXES, MANIFEST, WBC5_CLASSES, is_hidden, read_manifest
 from bloodcells.data.medmnist_io import (DataUnavailable, class_names, download, file_name, find_file, load_npz,
                                          source_url)
 
@@ -135,7 +135,7 @@ def _pbc_members(source: Path) -> tuple[dict[str, list[str]], object]:
     for name in sorted(names):
         path = Path(name)
         if (path.suffix.lower() in IMAGE_SUFFIXES and path.parent.name in WBC5_CLASSES
-                and not any(part.startswith(".") or part == "__MACOSX" for part in path.parts)):
+                and not any(is_hidden(part) for part in path.parts)):
             groups.setdefault(path.parent.name, []).append(name)
     if not groups:
         raise DataError(f"{source} holds no PBC class folders ({', '.join(WBC5_CLASSES)}); {PBC_SOURCE}")
