@@ -1,6 +1,7 @@
 """Train and evaluate lab 2 (two-phase fastai transfer learning) on the real white-cell set.
 
-    python benchmarks/transfer.py --data-dir ../shared/data [--quick] [--image-size N] [--external DIR]
+    python benchmarks/transfer.py --data-dir ../shared/data [--quick] [--image-size N] [--external DIR
+        [--external-crop C]] [--stain-jitter S] [--low-resolution P] [--standardize-colour]
 
 It trains with notebook 03's options (``bloodcells.config.LAB2``: the report's recipe, the CPU
 lab's changes, quick mode's with --quick, then the options given here: the same precedence as the
@@ -24,28 +25,41 @@ def main() -> None:
     parser.add_argument("--recipe", default="cpu", choices=("cpu", "report", "auto"),
                         help="'cpu' (default) or the report's (ResNet18, 224 px: a GPU's)")
     parser.add_argument("--image-size", type=int, default=None, help="override the image size")
+    parser.add_argument("--epochs-unfrozen", type=int, default=None, help="override phase 2's epochs")
     parser.add_argument("--seed", type=int, default=None, help="default: the lab's 42")
+    parser.add_argument("--stain-jitter", type=float, default=None, help="HED stain jitter (default: the recipe's, off)")
+    parser.add_argument("--low-resolution", type=float, default=None, help="share of blurred training images")
+    parser.add_argument("--standardize-colour", action="store_true", default=None)
     parser.add_argument("--external", default=None, help="another lab's class folders to score as well")
     parser.add_argument("--external-crop", type=float, default=1.0, help="centre crop of the external images")
     args = parser.parse_args()
 
     split = split_folder(wbc5_folder("real", args.data_dir))
-    options = transfer.options(args.quick, args.recipe, backbone=args.backbone, image_size=args.image_size, seed=args.seed)
+    options = transfer.options(args.quick, args.recipe, backbone=args.backbone, image_size=args.image_size, seed=args.seed,
+                                epochs_unfrozen=args.epochs_unfrozen,
+                                stain_jitter=args.stain_jitter, low_resolution=args.low_resolution,
+                                standardize_colour=args.standardize_colour)
     run = transfer.train(split, options)
     summary = transfer.evaluate(run, split)  # with the lab's test-time augmentation
     plain = transfer.predict(run.model, split.files["test"], tta=False)
+    val = transfer.predict(run.model, split.files["val"], tta=False)  # what settings are chosen on
     line = {
         "benchmark": "transfer", "recipe": args.recipe, "backbone": options["backbone"], "image_size": options["image_size"],
         "quick": args.quick, "tta": options["tta"], "test_accuracy": round(summary["accuracy"], 4),
         "test_correct": f"{summary['n_correct']}/{summary['n_test']}", "macro_f1": round(summary["macro_f1"], 4),
+        "val_accuracy_no_tta": round(float((val.argmax(1) == split.labels["val"]).mean()), 4),
         "test_accuracy_no_tta": round(float((plain.argmax(1) == split.labels["test"]).mean()), 4),
         "train_seconds": round(run.train_seconds, 1),
         "epochs_phase1": summary["epochs_phase1"], "epochs_phase2": summary["epochs_phase2"],
     }
-    if args.external:
-        ext = transfer.evaluate_external(run.model, args.external, tta=options["tta"], crop=args.external_crop)
-        line.update(external_accuracy=round(ext["accuracy"], 4), external_balanced_accuracy=round(ext["balanced_accuracy"], 4),
-                    external_correct=f"{ext['n_correct']}/{ext['n_images']}")
+    if args.external:  # as trained, then with batch-norm statistics re-estimated on its images (AdaBN)
+        line["external_crop"] = args.external_crop
+        for prefix, adapt in (("external", False), ("external_adabn", True)):
+            ext = transfer.evaluate_external(run.model, args.external, tta=options["tta"], crop=args.external_crop,
+                                             adapt_batchnorm=adapt)
+            line.update({f"{prefix}_accuracy": round(ext["accuracy"], 4),
+                         f"{prefix}_balanced_accuracy": round(ext["balanced_accuracy"], 4),
+                         f"{prefix}_correct": f"{ext['n_correct']}/{ext['n_images']}"})
     line["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     print(json.dumps(line))
 

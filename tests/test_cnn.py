@@ -61,6 +61,15 @@ def test_improved_model_scales_with_image_size(size):
     assert size // 2 ** len(pooled) in (7, 8)
 
 
+def test_width_sets_the_improved_filters_and_leaves_the_report_cnn_alone():
+    def filters(model):
+        return [layer.filters for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+
+    assert filters(cnn.build_model("improved", (28, 28, 3), 8, width=24)) == [24, 24, 48, 48, 96, 96]
+    assert filters(cnn.build_model("improved", (28, 28, 3), 8)) == [32, 32, 64, 64, 128, 128]
+    assert filters(cnn.build_model("seed", (28, 28, 3), 8, width=24)) == [32, 64]
+
+
 def test_early_stopping_restores_best_weights(small):
     """A learning rate this high makes val loss bounce; the model kept must be the best epoch's."""
     result = cnn.train(small, opts(epochs=6, learning_rate=0.02, patience=2, seed=1), log=False)

@@ -136,6 +136,12 @@ def test_run_folder_reloads_and_reproduces_predictions(trained, split):
     np.testing.assert_allclose(transfer.predict(learn, run["files"]), run["probabilities"], atol=1e-5)
 
 
+def test_training_runs_channels_last(trained):
+    """The layout oneDNN and cuDNN convolve fastest; it must survive training and checkpoint reloads."""
+    convs = [m for m in trained.model.model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(m.weight.is_contiguous(memory_format=torch.channels_last) for m in convs)
+
+
 def test_same_seed_same_training(split):
     runs = [transfer.train(split, opts(epochs_frozen=1, epochs_unfrozen=1)) for _ in range(2)]
     assert runs[0].history["val_loss"] == runs[1].history["val_loss"]

@@ -69,10 +69,13 @@ def build_improved_cnn(input_shape, n_classes: int, width: int = 32) -> keras.Mo
     return keras.Model(inputs, outputs, name="improved_cnn")
 
 
-def build_model(name: str, input_shape, n_classes: int) -> keras.Model:
+def build_model(name: str, input_shape, n_classes: int, width: int = 32) -> keras.Model:
+    """The report's network (``width`` does not apply: it is built as described) or the improved one."""
     if name not in MODELS:
         raise ValueError(f"model must be one of {MODELS}, got {name!r}")
-    return (build_seed_cnn if name == "seed" else build_improved_cnn)(tuple(input_shape), n_classes)
+    if name == "seed":
+        return build_seed_cnn(tuple(input_shape), n_classes)
+    return build_improved_cnn(tuple(input_shape), n_classes, width)
 
 
 def dihedral(x: tf.Tensor, k: int, flip: bool) -> tf.Tensor:
@@ -165,7 +168,7 @@ def train(dataset, options, log: bool = True) -> RunRecord:
     """Notebook 02's training cells in one call: seed, data, build, compile, fit with early stopping."""
     seed_everything(options["seed"])
     train_batches, val = training_data(dataset, options)
-    model = build_model(options["model"], dataset.image_shape, len(dataset.class_names))
+    model = build_model(options["model"], dataset.image_shape, len(dataset.class_names), options["width"])
     model.compile(optimizer=optimizer(options, len(train_batches)), loss=loss(options), metrics=["accuracy"])
     epoch_log = EpochLog(show=log)
     history = model.fit(train_batches, validation_data=val, epochs=options["epochs"],
