@@ -166,7 +166,8 @@ def build_learner(split: FolderSplit, options) -> Learner:
     head = create_head(net.n_features, len(split.class_names))
     apply_init(head, nn.init.kaiming_normal_)
     # Channels-last memory: the layout oneDNN and cuDNN convolve fastest (a training step on 2 CPU
-    # cores: 275 ms instead of 370 ms for EfficientNet-Lite0 at 96 px); the numbers are the same.
+    # cores: 275 ms instead of 370 ms for EfficientNet-Lite0 at 96 px). Same network; sums run in
+    # another order, so a seed's result can move by an image or two against the default layout.
     learn = Learner(dls, nn.Sequential(net.body, head), loss_func=CrossEntropyLossFlat(), metrics=accuracy,
                     splitter=body_head_splitter, train_bn=False, cbs=ChannelsLast())
     learn.freeze()
