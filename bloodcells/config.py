@@ -103,7 +103,7 @@ LAB1 = Lab(
     title="lab 1 (Keras CNN)",
     params={
         "model": Param("seed", str, "which network", choices=CNN_MODELS),
-        "width": Param(32, int, "the improved CNN's filters in its first block (doubled in the next two)",
+        "width": Param(24, int, "the improved CNN's filters in its first block (doubled in the next two)",
                        low=4, high=256),
         "epochs": Param(15, int, "most epochs to train", low=1, high=500),
         "batch_size": Param(32, int, "images per gradient step", low=1, high=4096),

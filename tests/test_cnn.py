@@ -1,5 +1,8 @@
 """Lab 1 models on tiny synthetic data: few epochs, but only correct code passes."""
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -12,14 +15,24 @@ from bloodcells.runs import load_run
 
 
 @pytest.fixture(scope="module")
-def small(tmp_path_factory):
-    """About 1,000 synthetic images (6% of BloodMNIST's sizes), through the real npz loader."""
-    folder = write_bloodmnist_like(tmp_path_factory.mktemp("syn"), seed=2, fraction=0.06).parent
-    return load_npz(folder / "bloodmnist.npz", size=28)
+def small_file(tmp_path_factory):
+    """About 1,000 synthetic images (6% of BloodMNIST's sizes) in medmnist's npz layout."""
+    return write_bloodmnist_like(tmp_path_factory.mktemp("syn"), seed=2, fraction=0.06).parent / "bloodmnist.npz"
+
+
+@pytest.fixture(scope="module")
+def small(small_file):
+    """The small set through the real npz loader."""
+    return load_npz(small_file, size=28)
 
 
 def opts(model="seed", **given):
     return cnn.options(model, **given)
+
+
+def train_history(dataset) -> dict:
+    """Two epochs of the improved CNN on 300 images, seed 7: the reproducibility check's run."""
+    return cnn.train(dataset, opts("improved", epochs=2, seed=7, max_train_samples=300), log=False).history
 
 
 @pytest.mark.parametrize("model", cnn.MODELS)
@@ -65,9 +78,10 @@ def test_width_sets_the_improved_filters_and_leaves_the_report_cnn_alone():
     def filters(model):
         return [layer.filters for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
 
-    assert filters(cnn.build_model("improved", (28, 28, 3), 8, width=24)) == [24, 24, 48, 48, 96, 96]
-    assert filters(cnn.build_model("improved", (28, 28, 3), 8)) == [32, 32, 64, 64, 128, 128]
-    assert filters(cnn.build_model("seed", (28, 28, 3), 8, width=24)) == [32, 64]
+    assert filters(cnn.build_model("improved", (28, 28, 3), 8, width=32)) == [32, 32, 64, 64, 128, 128]
+    assert filters(cnn.build_model("improved", (28, 28, 3), 8, width=cnn.options("improved")["width"])) == [
+        24, 24, 48, 48, 96, 96]  # the recipe's
+    assert filters(cnn.build_model("seed", (28, 28, 3), 8, width=16)) == [32, 64]
 
 
 def test_early_stopping_restores_best_weights(small):
@@ -79,9 +93,15 @@ def test_early_stopping_restores_best_weights(small):
     assert result.best_epoch == int(np.argmin(result.history["val_loss"])) + 1
 
 
-def test_same_seed_same_metrics(small):
-    runs = [cnn.train(small, opts("improved", epochs=2, seed=7, max_train_samples=300), log=False) for _ in range(2)]
-    assert runs[0].history == runs[1].history
+def test_same_seed_same_metrics_here_and_in_a_fresh_process(small, small_file):
+    """A seed repeats bit for bit, also in a new interpreter (oneDNN's kernels are on, as TensorFlow sets them)."""
+    fresh = subprocess.run(
+        [sys.executable, "-c", "import json, sys; from bloodcells.data import load_npz; "
+         "from tests.test_cnn import train_history; print(json.dumps(train_history(load_npz(sys.argv[1], size=28))))",
+         str(small_file)], capture_output=True, text=True, check=True, cwd=Path(__file__).parent.parent)
+    here = train_history(small)
+    assert here == train_history(small)
+    assert json.loads(fresh.stdout.splitlines()[-1]) == here
 
 
 def test_run_folder_is_complete_and_model_reloads(small, tmp_path):
