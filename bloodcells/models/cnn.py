@@ -47,7 +47,7 @@ def build_seed_cnn(input_shape, n_classes: int) -> keras.Model:
     ], name="seed_cnn")
 
 
-def build_improved_cnn(input_shape, n_classes: int, width: int = 24) -> keras.Model:
+def build_improved_cnn(input_shape, n_classes: int, width: int = LAB1.params["width"].default) -> keras.Model:
     """Three double-conv blocks with batch norm, global average pooling and dropout.
 
     Pooling count adapts to the image size so 64 and 128 pixel inputs end near 7x7 too.
@@ -69,7 +69,7 @@ def build_improved_cnn(input_shape, n_classes: int, width: int = 24) -> keras.Mo
     return keras.Model(inputs, outputs, name="improved_cnn")
 
 
-def build_model(name: str, input_shape, n_classes: int, width: int = 24) -> keras.Model:
+def build_model(name: str, input_shape, n_classes: int, width: int = LAB1.params["width"].default) -> keras.Model:
     """The report's network (``width`` does not apply: it is built as described) or the improved one."""
     if name not in MODELS:
         raise ValueError(f"model must be one of {MODELS}, got {name!r}")
