@@ -3,7 +3,9 @@
     python benchmarks/prepare.py --photos ../shared/data/wbc5 --out /tmp/prepared [--size 128]
 
 Offline there is no bloodmnist_128.npz to download, so this first writes one in medmnist's layout
-from PBC photos (medmnist's recipe: centre 200x200, Lanczos to ``size``), under the official label
+from PBC photos with medmnist's own pixel recipe (``bloodcells.data.medmnist_recipe``: centre
+200x200, bilinear to ``size``, a JPEG round trip at quality 75; Pillow's libjpeg-turbo lands within
+a grey level or two of the official files, made with IJG libjpeg 9), under the official label
 numbers, then times the build (pick 500 per class with seed 42, write PNGs). The last line printed
 is one JSON object; train on the result with ``benchmarks/transfer.py --data-dir OUT``.
 """
@@ -16,16 +18,15 @@ import numpy as np
 
 from bloodcells.data.folders import discover, read_rgb
 from bloodcells.data.medmnist_io import class_names, file_name
+from bloodcells.data.medmnist_recipe import official_pixels
 from bloodcells.data.prepare import wbc5_from_bloodmnist
-
-MEDMNIST_CROP = 200 / 360  # the central 200 of PBC's ~360 pixels
 
 
 def write_layout_file(photos: Path, path: Path, size: int, seed: int = 0) -> dict:
     """Every photo of ``photos/<class>/`` into a medmnist npz, split 70/10/20 at random."""
     names, files, _ = discover(photos)
     short = class_names()[0]
-    images = np.stack([read_rgb(f, size, MEDMNIST_CROP) for group in files for f in group])
+    images = np.stack([official_pixels(read_rgb(f), size) for group in files for f in group])
     labels = np.concatenate([np.full(len(group), short.index(name)) for name, group in zip(names, files)])
     order = np.random.default_rng(seed).permutation(len(labels))
     cuts = np.split(order, [int(0.7 * len(order)), int(0.8 * len(order))])

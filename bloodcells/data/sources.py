@@ -4,12 +4,14 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+import numpy as np
+
 from bloodcells.data.errors import DataError
-from bloodcells.data.folders import WBC5_CLASSES, load_folder
+from bloodcells.data.folders import WBC5_CLASSES, load_folder, read_rgb
 from bloodcells.data.locations import env_data_dir, kit_data_dir
 from bloodcells.data.medmnist_io import DataUnavailable, load_bloodmnist
 from bloodcells.data.prepare import wbc5_from_bloodmnist
-from bloodcells.data.synthetic import load_synthetic_bloodmnist, synthetic_cache_dir, write_class_folders
+from bloodcells.data.synthetic import load_synthetic_bloodmnist, render_cell, synthetic_cache_dir, write_class_folders
 
 CHOICES = ("auto", "real", "synthetic")
 
@@ -80,6 +82,27 @@ def open_wbc5(data: str = "auto", data_dir: str | Path | None = None, size: int 
     """The white-cell set in memory with the lab's stratified 70/15/15 split."""
     folder = wbc5_folder(data, data_dir)
     return load_folder(folder, size=size, seed=seed, name="WBC-5")
+
+
+def pbc_photo(data: str = "auto", data_dir: str | Path | None = None, class_name: str = "neutrophil"):
+    """One full-size PBC photo of ``class_name`` (the kind BloodMNIST was made from) and its caption.
+
+    Looked for in ``wbc5/<class_name>/`` beside the data (``data_dir``, ``$BLOODCELLS_DATA_DIR``,
+    ``data/``); only a photo at least 200 pixels on its shorter side counts (a ``wbc5`` built from
+    BloodMNIST holds small copies). Otherwise, or for ``"synthetic"``, a SYNTHETIC cell of 360 pixels.
+    """
+    _check_choice(data)
+    roots = [Path(data_dir).expanduser()] if data_dir else [r for r in (env_data_dir(), kit_data_dir()) if r]
+    photos = [p for root in roots for p in sorted((root / "wbc5" / class_name).glob("*.jpg"))[:1]]
+    for path in photos if data != "synthetic" else []:
+        image = read_rgb(path)
+        if min(image.shape[:2]) >= 200:
+            return image, f"PBC photo {path.name} ({class_name}, {image.shape[1]}x{image.shape[0]})"
+    if data == "real":
+        raise DataError(f"no PBC photo of a {class_name} in {[str(r / 'wbc5' / class_name) for r in roots]}; "
+                        "put the PBC photos there (`bloodcells data prepare --from-pbc`) or use data='synthetic'")
+    image = render_cell(class_name, 360, np.random.default_rng(0))
+    return image, f"{class_name} (SYNTHETIC, 360x360)"
 
 
 def external_folder(external_dir: str | Path | None = "auto", data_dir: str | Path | None = None) -> Path | None:
