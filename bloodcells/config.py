@@ -9,14 +9,43 @@ means "not set": the recipe decides. A notebook's ``parameters`` cell mirrors :d
 """
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass, replace
 from typing import Any
 
 import pandas as pd
+import yaml
 
 
 class ConfigError(ValueError):
     """A parameter value the lab cannot use; the message lists what is valid."""
+
+
+class _ValueLoader(yaml.SafeLoader):
+    """YAML as people write numbers: ``1e-3`` and ``5E-4`` are floats (YAML 1.1 would read strings),
+    and an integer YAML 1.1 would silently change (``010`` read as octal 8, ``1_000``, ``1:30``) is refused."""
+
+    def construct_yaml_int(self, node):
+        text = self.construct_scalar(node)
+        if not re.fullmatch(r"[-+]?(0|[1-9][0-9]*)", text):
+            raise ConfigError(f"{text!r} is not a plain decimal integer (YAML would read it as "
+                              f"{yaml.SafeLoader.construct_yaml_int(self, node)!r}); write it without leading zeros, "
+                              "underscores or colons, or quote it to mean text")
+        return int(text)
+
+
+_ValueLoader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+$"),
+                                   list("-+0123456789."))
+_ValueLoader.add_constructor("tag:yaml.org,2002:int", _ValueLoader.construct_yaml_int)
+
+
+def load_yaml(text: str, where: str = "value"):
+    """Parameters from YAML text (a ``-p`` value, a parameters or sweep file), read as people write them."""
+    try:
+        return yaml.load(text, Loader=_ValueLoader)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{where} is not valid YAML: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -49,6 +78,8 @@ class Param:
         numeric = float in kinds and isinstance(value, int)
         if isinstance(value, bool) and bool not in kinds or not (isinstance(value, kinds) or numeric):
             raise ConfigError(f"{name}={value!r} should be {self.describe()} ({self.help})")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{name}={value!r} is not a finite number; {name} must be {self.describe()} ({self.help})")
         if self.choices is not None:
             bad = [v for v in (value if isinstance(value, list) else [value]) if v not in self.choices]
             if bad or value == []:
@@ -86,8 +117,11 @@ class Lab:
             raise ConfigError(f"{self.title}: unknown option(s) {unknown}; valid: {sorted(self.params)}")
         values = {name: p.default for name, p in self.params.items()}
         sources = dict.fromkeys(values, "report")  # the defaults are the course report's recipe
-        layers = [(name, self.recipes[name]) for name in (base or self.base)]
-        layers += [("quick mode", self.recipes["quick"])] if quick else []
+        base = base or self.base
+        layers = [(name, self.recipes[name]) for name in base]
+        if quick:  # "quick" for every run, then "quick <recipe>" for a base recipe that has its own
+            layers += [("quick mode", self.recipes[name]) for name in ("quick", *(f"quick {b}" for b in base))
+                       if name in self.recipes]
         layers += [("you", {k: v for k, v in given.items() if v is not None})]
         for layer, settings in layers:
             for name, value in settings.items():

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
 
-from bloodcells.config import NOTEBOOKS as NOTEBOOK_PARAMS, ConfigError
+from bloodcells.config import NOTEBOOKS as NOTEBOOK_PARAMS, ConfigError, load_yaml
 from bloodcells.runs import new_run_dir, write_json
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
@@ -70,16 +70,22 @@ def select(names: list[str] | None, folder: Path = NOTEBOOK_DIR) -> list[Path]:
 def parse_assignments(pairs: list[str], files: list[str] | None = None) -> dict:
     """``name=value`` pairs (values read as YAML: 3, 0.5, true, [a, b], none) after YAML files."""
     values: dict = {}
-    for path in files or []:
-        loaded = yaml.safe_load(Path(path).read_text()) or {}
-        if not isinstance(loaded, dict):
-            raise LabError(f"{path} must hold a mapping of parameter names to values")
-        values.update(loaded)
-    for pair in pairs:
-        name, sep, raw = pair.partition("=")
-        if not sep or not name.strip():
-            raise LabError(f"-p expects name=value, got {pair!r}")
-        values[name.strip()] = yaml.safe_load(raw)
+    try:
+        for path in files or []:
+            loaded = load_yaml(Path(path).read_text(), str(path)) or {}
+            if not isinstance(loaded, dict):
+                raise LabError(f"{path} must hold a mapping of parameter names to values")
+            values.update(loaded)
+        for pair in pairs:
+            name, sep, raw = pair.partition("=")
+            if not sep or not name.strip():
+                raise LabError(f"-p expects name=value, got {pair!r}")
+            if re.search(r"(^|\s)#", raw):  # YAML would cut the value there without a word
+                raise LabError(f"-p {pair!r}: ' #' starts a YAML comment and would cut the value; "
+                               f"quote it (-p \"{name}='...'\") or leave the comment out")
+            values[name.strip()] = load_yaml(raw, f"-p {pair!r}")
+    except ConfigError as exc:
+        raise LabError(str(exc)) from None
     return values
 
 

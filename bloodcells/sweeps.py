@@ -13,16 +13,19 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
 from bloodcells import labs
+from bloodcells.config import ConfigError, load_yaml
 from bloodcells.runs import new_run_dir
 
 
 def load_spec(path: str | Path) -> dict:
     """Read a sweep file: ``notebooks`` (optional), ``base`` parameters, and ``grid`` (every
     combination of its lists) and/or ``runs`` (an explicit list of parameter sets)."""
-    spec = yaml.safe_load(Path(path).read_text()) or {}
+    try:
+        spec = load_yaml(Path(path).read_text(), str(path)) or {}
+    except ConfigError as exc:
+        raise labs.LabError(str(exc)) from None
     if not isinstance(spec, dict) or not ({"grid", "runs"} & set(spec)):
         raise labs.LabError(f"{path}: a sweep needs a 'grid' mapping of lists and/or a 'runs' list")
     unknown = set(spec) - {"notebooks", "base", "grid", "runs"}

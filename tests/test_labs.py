@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from bloodcells import cli, labs
+from bloodcells import cli, labs, sweeps
 
 
 def test_list_shows_every_notebook_and_parameter(capsys):
@@ -69,6 +69,32 @@ def test_parse_assignments_reads_yaml_values(tmp_path):
     assert values == {"seed": 6, "models": ["seed"], "epochs": 2, "data_dir": None}
     with pytest.raises(labs.LabError, match="name=value"):
         labs.parse_assignments(["epochs"])
+
+
+def test_numbers_are_read_as_people_write_them(tmp_path):
+    """1e-3 is a float (YAML 1.1 reads a string) in -p, in -f files and in sweep files."""
+    f = tmp_path / "p.yaml"
+    f.write_text("learning_rate: 3e-4  # a comment in a file is fine\nweight_decay: 5E-4\n")
+    values = labs.parse_assignments(["lr_unfrozen=1e-3", "epochs=12"], [str(f)])
+    assert values == {"learning_rate": 3e-4, "weight_decay": 5e-4, "lr_unfrozen": 1e-3, "epochs": 12}
+    assert all(isinstance(values[k], float) for k in ("learning_rate", "weight_decay", "lr_unfrozen"))
+    labs.plan(labs.select(["02", "03"]), values)  # accepted by the range checks
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text("grid:\n  learning_rate: [1e-3, 3e-3]\n")
+    assert sweeps.parameter_sets(sweeps.load_spec(sweep)) == [{"learning_rate": 1e-3}, {"learning_rate": 3e-3}]
+
+
+@pytest.mark.parametrize("pair, message", [
+    ("seed=010", "not a plain decimal integer"),  # YAML 1.1: octal 8
+    ("epochs=1_000", "not a plain decimal integer"),
+    ("external_dir=/data/bccd #the other lab", "starts a YAML comment"),
+    ("learning_rate=.nan", "not a finite number"),
+    ("learning_rate=.inf", "not a finite number"),
+])
+def test_values_that_yaml_would_change_silently_are_refused(pair, message, capsys, tmp_path):
+    assert cli.main(["labs", "run", "-p", pair, "--out", str(tmp_path)]) == 2
+    assert message in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
 
 
 def test_a_missing_extra_is_named_with_the_install_command(tmp_path, monkeypatch, capsys):
