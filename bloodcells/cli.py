@@ -25,9 +25,18 @@ def _list(args) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    """argparse type: a whole number of at least 1, with the kit's wording when it is not."""
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return int(text)
+
+
 def _run(args) -> int:
     values = labs.parse_assignments(args.param, args.file)
-    lab = labs.run(labs.select(args.notebooks), values, args.out)
+    if args.max_output_mb <= 0:
+        raise labs.LabError(f"--max-output-mb must be above 0, got {args.max_output_mb:g}")
+    lab = labs.run(labs.select(args.notebooks), values, args.out, timeout=args.timeout, max_output_mb=args.max_output_mb)
     print(f"\nSummary ({lab.folder / 'summary.md'}):\n")
     print((lab.folder / "summary.md").read_text())
     if not lab.ok:
@@ -75,7 +84,7 @@ def _publish(args) -> int:
 def _sweep(args) -> int:
     from bloodcells import sweeps
 
-    folder, table = sweeps.sweep(sweeps.load_spec(args.grid), args.out, args.jobs, args.scheduler)
+    folder, table = sweeps.sweep(sweeps.load_spec(args.grid), args.out, args.jobs, args.scheduler, timeout=args.timeout)
     print(table.drop(columns="lab_folder").to_markdown(index=False))
     print(f"\nComparison table: {folder / 'comparison.md'} (and .csv)")
     return 0 if (table["status"] == "ok").all() else 1
@@ -108,6 +117,10 @@ def main(argv: list[str] | None = None) -> int:
     run_parser.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE")
     run_parser.add_argument("-f", "--file", action="append", default=[], metavar="PARAMS.yaml")
     run_parser.add_argument("--out", default="runs", help="folder for the new run folder (default: runs)")
+    run_parser.add_argument("--timeout", type=_positive_int, default=labs.CELL_TIMEOUT,
+                            help=f"seconds one cell may run before its notebook fails (default {labs.CELL_TIMEOUT})")
+    run_parser.add_argument("--max-output-mb", type=float, default=labs.MAX_OUTPUT_MB,
+                            help=f"cap on one notebook's stored outputs (default {labs.MAX_OUTPUT_MB})")
     run_parser.set_defaults(func=_run)
     release_parser = lab_sub.add_parser("release", help="write student and solution editions (nbgrader)")
     release_parser.add_argument("notebooks", nargs="*", help="numbers (02), stems or file names (default: all)")
@@ -120,7 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     publish_parser.set_defaults(func=_publish)
     sweep_parser = lab_sub.add_parser("sweep", help="run many parameter sets in parallel, then compare")
     sweep_parser.add_argument("grid", help="YAML with notebooks, base, grid and/or runs")
-    sweep_parser.add_argument("--jobs", type=int, default=2, help="runs in flight at once (default 2)")
+    sweep_parser.add_argument("--jobs", type=_positive_int, default=2, help="runs in flight at once (default 2)")
+    sweep_parser.add_argument("--timeout", type=_positive_int, default=labs.CELL_TIMEOUT,
+                              help=f"seconds one cell may run before its notebook fails (default {labs.CELL_TIMEOUT})")
     sweep_parser.add_argument("--scheduler", help="address of an existing Dask scheduler, e.g. tcp://host:8786")
     sweep_parser.add_argument("--out", default="runs", help="folder for the new sweep folder (default: runs)")
     sweep_parser.set_defaults(func=_sweep)

@@ -7,6 +7,7 @@ own run folders) land in a new folder, with a ``summary.md``/``summary.json`` of
 from __future__ import annotations
 
 import ast
+import errno
 import json
 import re
 import time
@@ -160,10 +161,23 @@ class LabRun:
         return all(status == "ok" for status in self.results.values())
 
 
+#: Per-cell time limit: lab 2's longest cell (the full CPU recipe's fine-tuning) takes about 20
+#: minutes on 2 cores, so an hour is generous; a cell stuck in a loop fails after it, not never.
+CELL_TIMEOUT = 3600
+#: Cap on one executed notebook's stored outputs (the shipped ones are 1-3 MB).
+MAX_OUTPUT_MB = 50
+
+
 def run(selected: list[Path], values: dict, out: str | Path = "runs", log=print,
-        per_notebook: dict[str, dict] | None = None) -> LabRun:
-    """Execute the notebooks in order into a new run folder and write the summary."""
+        per_notebook: dict[str, dict] | None = None, timeout: int = CELL_TIMEOUT,
+        max_output_mb: float = MAX_OUTPUT_MB) -> LabRun:
+    """Execute the notebooks in order into a new run folder and write the summary.
+
+    Every way a notebook can fail (a cell's error, a dead kernel, a cell over ``timeout`` seconds,
+    outputs over ``max_output_mb``, a full disk, its HTML export) is that notebook's failed row
+    with the reason; the later notebooks still run and the summary is always written."""
     import papermill
+    from nbclient.exceptions import CellTimeoutError
     from papermill.exceptions import PapermillExecutionError
 
     jobs = plan(selected, values, per_notebook)
@@ -186,12 +200,25 @@ def run(selected: list[Path], values: dict, out: str | Path = "runs", log=print,
         start = time.perf_counter()
         try:
             papermill.execute_notebook(str(nb), str(executed), parameters=params, kernel_name="python3",
-                                       cwd=str(nb.parent), progress_bar=True)
+                                       cwd=str(nb.parent), progress_bar=True, execution_timeout=timeout)
+            _check_output_size(executed, max_output_mb)
+            _export_html(executed)
             lab.results[nb.stem] = "ok"
             log(f"[ ok ] {nb.stem} in {time.perf_counter() - start:.0f} s")
         except PapermillExecutionError as exc:
             _failed(lab, nb, f"failed in cell {exc.cell_index} (execution count {exc.exec_count}): "
                              f"{exc.ename}: {exc.evalue}", executed, log)
+        except CellTimeoutError:
+            _failed(lab, nb, f"failed: a cell ran longer than the per-cell limit of {timeout} s "
+                             "(raise it with --timeout if the cell is meant to take that long)", executed, log)
+        except OutputTooLarge as exc:
+            _failed(lab, nb, f"failed: {exc}", executed, log)
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:
+                _failed(lab, nb, f"failed: {type(exc).__name__}: {exc}", executed, log)
+            else:
+                _failed(lab, nb, f"failed: the disk is full ({exc.filename or 'while writing'}); free space "
+                                 "and run it again", executed, log)
         except KeyboardInterrupt:
             _failed(lab, nb, "interrupted (Ctrl-C)", executed, log, status="interrupted")
             for later in list(jobs)[list(jobs).index(nb) + 1:]:
@@ -201,10 +228,30 @@ def run(selected: list[Path], values: dict, out: str | Path = "runs", log=print,
             raise
         except Exception as exc:  # a dead kernel (out of memory, segfault), a cell timeout, ...
             _failed(lab, nb, f"failed: {type(exc).__name__}: {str(exc).strip() or 'no message'}", executed, log)
-        if executed.exists():
-            _export_html(executed)
     write_summary(lab)
     return lab
+
+
+class OutputTooLarge(Exception):
+    """An executed notebook's outputs are over the cap; its large outputs were cut."""
+
+
+def _check_output_size(executed: Path, max_mb: float) -> None:
+    """Over ``max_mb``: replace every output over a tenth of the cap with a note, keep the rest."""
+    size_mb = executed.stat().st_size / 2**20
+    if size_mb <= max_mb:
+        return
+    import nbformat
+
+    nb = nbformat.read(executed, as_version=4)
+    for cell in nb.cells:
+        for i, output in enumerate(cell.get("outputs", [])):
+            if len(json.dumps(output)) > max_mb * 2**20 / 10:
+                cell.outputs[i] = nbformat.v4.new_output("stream", name="stderr",
+                                                         text="[output cut by the lab runner: over its size cap]\n")
+    nbformat.write(nb, executed)
+    raise OutputTooLarge(f"its outputs came to {size_mb:.0f} MB, over the cap of {max_mb:g} MB "
+                         "(--max-output-mb); the large outputs were cut from the stored notebook")
 
 
 def _failed(lab: LabRun, nb: Path, reason: str, executed: Path, log, status: str = "failed") -> None:

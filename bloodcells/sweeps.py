@@ -45,9 +45,9 @@ def parameter_sets(spec: dict) -> list[dict]:
     return [{**base, **s} for s in sets]
 
 
-def _run_one(selected: list[str], values: dict, out: str) -> dict:
+def _run_one(selected: list[str], values: dict, out: str, timeout: int = labs.CELL_TIMEOUT) -> dict:
     """One lab run, in a worker process; returns its summary (plain data, picklable)."""
-    lab = labs.run([Path(p) for p in selected], values, out, log=lambda *a: None)
+    lab = labs.run([Path(p) for p in selected], values, out, log=lambda *a: None, timeout=timeout)
     return {"folder": str(lab.folder), "ok": lab.ok, "failure": lab.failure}
 
 
@@ -62,7 +62,7 @@ def _collect(future) -> dict:
 
 
 def sweep(spec: dict, out: str | Path = "runs", jobs: int = 2, scheduler: str | None = None,
-          log=print, notebook_dir: Path = labs.NOTEBOOK_DIR) -> tuple[Path, pd.DataFrame]:
+          log=print, notebook_dir: Path = labs.NOTEBOOK_DIR, timeout: int = labs.CELL_TIMEOUT) -> tuple[Path, pd.DataFrame]:
     """Run every parameter set (validated up front) and write ``comparison.csv``/``.md``, whatever
     happens to the single runs (each failure is a row with its reason)."""
     selected = labs.select(spec.get("notebooks"), notebook_dir)
@@ -79,7 +79,7 @@ def sweep(spec: dict, out: str | Path = "runs", jobs: int = 2, scheduler: str | 
                 for future in done:
                     results[pending.pop(future)] = _collect(future)
             run_out = str((folder / f"run{i:03d}").resolve())
-            pending[executor.submit(_run_one, [str(p) for p in selected], values, run_out)] = i
+            pending[executor.submit(_run_one, [str(p) for p in selected], values, run_out, timeout)] = i
         for future in wait(pending).done:
             results[pending[future]] = _collect(future)
     table = comparison(sets, [results[i] for i in range(len(sets))])

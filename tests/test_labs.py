@@ -197,3 +197,57 @@ def test_ctrl_c_marks_the_lab_interrupted_with_a_summary(tmp_path, monkeypatch, 
     summary = json.loads((folder / "summary.json").read_text())
     assert summary["notebooks"] == {"01_first": "ok", "02_second": "interrupted", "03_third": "not run"}
     assert "marked INTERRUPTED" in capsys.readouterr().err
+
+
+def test_an_endless_cell_fails_at_the_time_limit_and_the_run_goes_on(tmp_path):
+    import time
+
+    book = tmp_path / "book"
+    book.mkdir()
+    stuck = _notebook(book / "01_stuck.ipynb", "seed = 0", "while True:\n    pass")
+    other = _notebook(book / "02_other.ipynb", "seed = 0", "print('still runs')")
+    start = time.perf_counter()
+    lab = labs.run([stuck, other], {}, tmp_path / "out", log=lambda *a: None, timeout=3)
+    assert time.perf_counter() - start < 60
+    assert lab.results == {"01_stuck": "failed", "02_other": "ok"}
+    assert "per-cell limit of 3 s" in lab.failure and "--timeout" in lab.failure
+
+
+def test_output_over_the_cap_is_cut_and_a_failed_row(tmp_path):
+    book = tmp_path / "book"
+    book.mkdir()
+    chatty = _notebook(book / "01_chatty.ipynb", "seed = 0", "print('x' * 3_000_000)", "print('small')")
+    lab = labs.run([chatty], {}, tmp_path / "out", log=lambda *a: None, max_output_mb=1)
+    assert lab.results == {"01_chatty": "failed"} and "over the cap of 1 MB" in lab.failure
+    executed = lab.folder / "01_chatty.ipynb"
+    assert executed.stat().st_size < 2**20 and "small" in executed.read_text()
+    assert json.loads((lab.folder / "summary.json").read_text())["notebooks"] == {"01_chatty": "failed"}
+
+
+def test_a_failing_html_export_or_full_disk_is_that_notebooks_row(tmp_path, monkeypatch):
+    import errno
+
+    book = tmp_path / "book"
+    book.mkdir()
+    first = _notebook(book / "01_first.ipynb", "seed = 0", "print(seed)")
+    second = _notebook(book / "02_second.ipynb", "seed = 0", "print(seed)")
+
+    def disk_full_for_the_first(notebook):
+        if "01_first" in notebook.name:
+            raise OSError(errno.ENOSPC, "No space left on device", str(notebook.with_suffix(".html")))
+        notebook.with_suffix(".html").write_text("<html></html>")
+
+    monkeypatch.setattr(labs, "_export_html", disk_full_for_the_first)
+    lab = labs.run([first, second], {}, tmp_path / "out", log=lambda *a: None)
+    assert lab.results == {"01_first": "failed", "02_second": "ok"}
+    assert "the disk is full" in lab.failure and "01_first.html" in lab.failure
+    assert (lab.folder / "summary.md").is_file() and (lab.folder / "02_second.html").is_file()
+
+
+def test_bad_command_line_numbers_are_refused_in_the_kits_words(capsys, tmp_path):
+    for argv in (["labs", "sweep", "g.yaml", "--jobs", "0"], ["labs", "run", "--timeout", "-5"]):
+        with pytest.raises(SystemExit) as stop:
+            cli.main(argv + ["--out", str(tmp_path)])
+        assert stop.value.code == 2 and "expected a whole number of at least 1" in capsys.readouterr().err
+    assert cli.main(["labs", "run", "--max-output-mb", "0", "--out", str(tmp_path)]) == 2
+    assert not list(tmp_path.iterdir())
