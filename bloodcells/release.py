@@ -129,9 +129,14 @@ def publish(notebooks: list[Path], data_dir: str | Path, log=print) -> list[Path
             raise RuntimeError(f"nothing replaced: {lab.failure}")
         replacements = {str(lab.folder.resolve()): "runs", str(data_dir): "<data>",
                         str(labs.NOTEBOOK_DIR.parent): ".", str(Path.home()): "~"}
-        for nb_path in notebooks:
-            nb = clean_executed(nbformat.read(lab.folder / nb_path.name, as_version=4), replacements)
-            staged = nb_path.with_name(f".{nb_path.name}.new")
-            nbformat.write(nb, staged)
-            staged.replace(nb_path)
+        staged = {nb_path: nb_path.with_name(f".{nb_path.name}.new") for nb_path in notebooks}
+        try:  # every new notebook is written in full before any shipped one is replaced
+            for nb_path, new in staged.items():
+                nbformat.write(clean_executed(nbformat.read(lab.folder / nb_path.name, as_version=4), replacements), new)
+        except BaseException:
+            for new in staged.values():
+                new.unlink(missing_ok=True)
+            raise
+        for nb_path, new in staged.items():  # renames on one file system: no space needed, nothing half-written
+            new.replace(nb_path)
     return notebooks

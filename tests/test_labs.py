@@ -251,3 +251,46 @@ def test_bad_command_line_numbers_are_refused_in_the_kits_words(capsys, tmp_path
         assert stop.value.code == 2 and "expected a whole number of at least 1" in capsys.readouterr().err
     assert cli.main(["labs", "run", "--max-output-mb", "0", "--out", str(tmp_path)]) == 2
     assert not list(tmp_path.iterdir())
+
+
+def test_publish_replaces_every_shipped_notebook_or_none(tmp_path, monkeypatch):
+    """A disk that fills while the third new notebook is written leaves all four shipped notebooks as
+    they were and no staged file behind; a clean run then replaces all four."""
+    import errno
+
+    import nbformat
+
+    from bloodcells import release
+
+    book = tmp_path / "notebooks"
+    book.mkdir()
+    shipped = [_notebook(book / f"0{i}_nb.ipynb", "seed = 0", f"print('old {i}')") for i in range(1, 5)]
+    before = {p: p.read_bytes() for p in shipped}
+    data = tmp_path / "data"
+    (data / "medmnist").mkdir(parents=True)
+    (data / "wbc5").mkdir()
+
+    def fake_run(selected, values, out, **kw):
+        folder = labs.Path(out) / "labs-x"
+        folder.mkdir()
+        for nb in selected:
+            _notebook(folder / nb.name, "seed = 0", f"print('new {nb.name}')")
+        return labs.LabRun(folder, {nb.stem: "ok" for nb in selected})
+
+    monkeypatch.setattr(labs, "run", fake_run)
+    real_write, written = nbformat.write, []
+
+    def write_until_the_disk_is_full(nb, path, *args, **kw):
+        written.append(path)
+        if len(written) == 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(nb, path, *args, **kw)
+
+    monkeypatch.setattr(nbformat, "write", write_until_the_disk_is_full)
+    with pytest.raises(OSError):
+        release.publish(shipped, data, log=lambda *a: None)
+    assert {p: p.read_bytes() for p in shipped} == before
+    assert sorted(p.name for p in book.iterdir()) == [p.name for p in shipped]  # nothing staged is left
+    monkeypatch.setattr(nbformat, "write", real_write)
+    release.publish(shipped, data, log=lambda *a: None)
+    assert all("new " in p.read_text() and p.read_bytes() != before[p] for p in shipped)
