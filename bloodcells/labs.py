@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import errno
+import html
 import json
 import re
 import time
@@ -287,6 +288,13 @@ def collect_metrics(folder: Path) -> list[dict]:
     return rows
 
 
+def markdown_table(table) -> str:
+    """A DataFrame as a Markdown table whose texts (names from run folders, anyone's) stay text when
+    rendered: HTML escaped, table pipes escaped."""
+    safe = table.apply(lambda col: col.map(lambda v: html.escape(v).replace("|", "\\|") if isinstance(v, str) else v))
+    return safe.to_markdown(index=False)
+
+
 def write_summary(lab: LabRun) -> str:
     import pandas as pd
 
@@ -296,6 +304,6 @@ def write_summary(lab: LabRun) -> str:
     text = status.to_markdown(index=False) + "\n"
     if rows:
         metrics = pd.DataFrame(rows).drop(columns="run").round(4)
-        text += "\n" + metrics.to_markdown(index=False) + "\n"
+        text += "\n" + markdown_table(metrics) + "\n"
     (lab.folder / "summary.md").write_text(text)
     return text

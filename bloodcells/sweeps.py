@@ -84,7 +84,7 @@ def sweep(spec: dict, out: str | Path = "runs", jobs: int = 2, scheduler: str | 
             results[pending[future]] = _collect(future)
     table = comparison(sets, [results[i] for i in range(len(sets))])
     table.to_csv(folder / "comparison.csv", index=False)
-    (folder / "comparison.md").write_text(table.to_markdown(index=False) + "\n")
+    (folder / "comparison.md").write_text(labs.markdown_table(table) + "\n")
     return folder, table
 
 
