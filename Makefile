@@ -15,6 +15,7 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -c constraints.txt -e '.[dev]'
+	$(PY) -c "from bloodcells._quiet import install_startup_guard as g; print('guard:', g())"  # TF and torch in any order
 	touch $(STAMP)
 
 install: $(STAMP)

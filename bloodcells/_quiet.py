@@ -4,7 +4,9 @@ import importlib.abc
 import importlib.util
 import os
 import sys
+import sysconfig
 import warnings
+from pathlib import Path
 
 # TensorFlow's module that makes its libraries load with RTLD_GLOBAL; with torch >= 2.12 in the same
 # process, those global symbols crash torchvision/fastai (segfault; tensorflow issue 124205).
@@ -73,3 +75,17 @@ def let_tensorflow_and_torch_share_a_process() -> None:
                       "the kernel. Restart it and run `import bloodcells` first.", stacklevel=3)
         return
     sys.modules.setdefault(DLOPEN_FLAGS_MODULE, None)
+
+
+#: A ``.pth`` file runs its ``import`` line at every interpreter start in its environment, so the
+#: guard holds even when a notebook imports TensorFlow before the kit (or never imports the kit).
+STARTUP_GUARD = "bloodcells-tensorflow-torch-guard.pth"
+_GUARD_LINE = (f"import os, sys; os.environ.get('BLOODCELLS_NO_STARTUP_GUARD') or "
+               f"sys.modules.setdefault({DLOPEN_FLAGS_MODULE!r}, None)\n")
+
+
+def install_startup_guard(site_packages: str | Path | None = None) -> Path:
+    """Write the guard's ``.pth`` file into this environment's site-packages (``make install`` does)."""
+    path = Path(site_packages or sysconfig.get_paths()["purelib"]) / STARTUP_GUARD
+    path.write_text("# bloodcells: TensorFlow and torch in one process, in any import order\n" + _GUARD_LINE)
+    return path

@@ -1,5 +1,6 @@
 """The environment promises: no import-order crash, quiet TensorFlow, the locked versions, conda and
 Binder files in sync."""
+import os
 import subprocess
 import sys
 import tomllib
@@ -11,15 +12,20 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _python(code: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=REPO)
+def _python(code: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=REPO, env=env)
 
 
-@pytest.mark.parametrize("first,second", [("tensorflow", "fastai.vision.all"), ("fastai.vision.all", "tensorflow")])
-def test_tensorflow_and_fastai_share_a_process_in_either_order(first, second):
-    """Without the kit's guard, torch >= 2.12 segfaults when imported after TensorFlow (tensorflow
-    issue 124205); the locked torch is such a release, so this proves the guard, not a pin."""
-    code = (f"import bloodcells, {first}, {second}, torchvision, torch, keras; "
+ORDERS = ["tensorflow, fastai.vision.all", "fastai.vision.all, tensorflow", "tensorflow, bloodcells, fastai.vision.all",
+          "bloodcells, tensorflow, fastai.vision.all", "fastai.vision.all, bloodcells, tensorflow"]
+
+
+@pytest.mark.parametrize("order", ORDERS)
+def test_tensorflow_and_fastai_share_a_process_in_any_order(order):
+    """Without the guard, torch >= 2.12 segfaults when imported after TensorFlow (tensorflow issue
+    124205); the locked torch is such a release, so this proves the guard, not a pin. `make install`
+    puts the guard in a .pth file, so it holds from interpreter start, with or without the kit."""
+    code = (f"import {order}, torchvision, torch, keras; "
             "print(torch.__version__, float(torch.ones(3).sum()), float(keras.ops.sum(keras.ops.ones(3))))")
     done = _python(code)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -28,9 +34,27 @@ def test_tensorflow_and_fastai_share_a_process_in_either_order(first, second):
     assert tuple(int(p) for p in version.split("+")[0].split(".")[:2]) >= (2, 12), "the guard is only tested with torch >= 2.12"
 
 
-def test_tensorflow_imported_before_the_kit_gets_a_warning():
-    done = _python("import warnings, tensorflow; warnings.simplefilter('error'); import bloodcells")
-    assert done.returncode != 0 and "import bloodcells` first" in done.stderr
+def test_the_startup_guard_is_what_keeps_tensorflow_first_alive():
+    """With the .pth guard switched off, TensorFlow first then fastai crashes, and importing the kit
+    after TensorFlow says so; the guard file installs where site-packages are."""
+    from bloodcells._quiet import STARTUP_GUARD
+
+    off = {**os.environ, "BLOODCELLS_NO_STARTUP_GUARD": "1"}
+    crash = _python("import tensorflow, fastai.vision.all", env=off)
+    assert crash.returncode != 0
+    warned = _python("import warnings, tensorflow; warnings.simplefilter('error'); import bloodcells", env=off)
+    assert warned.returncode != 0 and "import bloodcells` first" in warned.stderr
+    import site
+
+    assert any((Path(d) / STARTUP_GUARD).is_file() for d in site.getsitepackages()), "run `make install`"
+
+
+def test_install_startup_guard_writes_one_import_line(tmp_path):
+    from bloodcells._quiet import DLOPEN_FLAGS_MODULE, install_startup_guard
+
+    path = install_startup_guard(tmp_path)
+    lines = [line for line in path.read_text().splitlines() if not line.startswith("#")]
+    assert len(lines) == 1 and lines[0].startswith("import ") and DLOPEN_FLAGS_MODULE in lines[0]
 
 
 def test_installed_versions_are_the_lock_file_s():
