@@ -25,6 +25,15 @@ def _list(args) -> int:
     return 0
 
 
+INTERRUPTED = {  # what Ctrl-C leaves behind, by command
+    "run": "the lab folder is marked INTERRUPTED and holds a summary of what ran",
+    "prepare": "folders are built under a hidden name and renamed when complete, so nothing half-built is "
+               "left; run it again to finish",
+    "publish": "no shipped notebook was replaced",
+    "release": "editions are built in a scratch folder, so no half-written edition is left",
+}
+
+
 def _positive_int(text: str) -> int:
     """argparse type: a whole number of at least 1, with the kit's wording when it is not."""
     if not text.strip().isdigit() or int(text) < 1:
@@ -84,7 +93,13 @@ def _publish(args) -> int:
 def _sweep(args) -> int:
     from bloodcells import sweeps
 
-    folder, table = sweeps.sweep(sweeps.load_spec(args.grid), args.out, args.jobs, args.scheduler, timeout=args.timeout)
+    try:
+        folder, table = sweeps.sweep(sweeps.load_spec(args.grid), args.out, args.jobs, args.scheduler,
+                                     timeout=args.timeout, max_sets=args.max_sets)
+    except KeyboardInterrupt:
+        print("interrupted: the sweep folder is marked INTERRUPTED, and comparison.md tabulates the sets that "
+              "finished", file=sys.stderr)
+        return 130
     print(table.drop(columns="lab_folder").to_markdown(index=False))
     print(f"\nComparison table: {folder / 'comparison.md'} (and .csv)")
     return 0 if (table["status"] == "ok").all() else 1
@@ -136,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     sweep_parser.add_argument("--jobs", type=_positive_int, default=2, help="runs in flight at once (default 2)")
     sweep_parser.add_argument("--timeout", type=_positive_int, default=labs.CELL_TIMEOUT,
                               help=f"seconds one cell may run before its notebook fails (default {labs.CELL_TIMEOUT})")
+    sweep_parser.add_argument("--max-sets", type=_positive_int, default=200,
+                              help="refuse sweeps with more parameter sets than this (default 200)")
     sweep_parser.add_argument("--scheduler", help="address of an existing Dask scheduler, e.g. tcp://host:8786")
     sweep_parser.add_argument("--out", default="runs", help="folder for the new sweep folder (default: runs)")
     sweep_parser.set_defaults(func=_sweep)
@@ -165,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
               f"pip install 'bloodcells[{extra}]' (or `make install`, which installs every extra)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted: the lab folder is marked INTERRUPTED and holds a summary of what ran", file=sys.stderr)
+        print(f"interrupted: {INTERRUPTED.get(args.action, 'nothing was left half-written')}", file=sys.stderr)
         return 130
 
 

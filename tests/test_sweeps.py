@@ -24,6 +24,64 @@ def test_bad_specs_are_rejected(tmp_path):
         sweeps.parameter_sets({"grid": {"seed": 3}})
 
 
+@pytest.mark.parametrize("text, message", [
+    ("grid: {}\n", "no parameter sets"),
+    ("grid: [seed, epochs]\n", "grid is list"),
+    ("grid: {seed: 3}\n", "non-empty lists"),
+    ("notebooks: '01'\ngrid: {seed: [1]}\n", "notebooks is str '01'; it should be a list"),
+    ("base: [quick]\ngrid: {seed: [1]}\n", "base is list"),
+    ("runs: {seed: 1}\n", "runs is dict"),
+    ("runs: [seed]\n", "every entry of runs should be a mapping"),
+    ("grid: {seed: [" + ", ".join(map(str, range(1000))) + "], epochs: [1, 2, 3]}\n", "3,000 parameter sets"),
+])
+def test_sweep_files_are_checked_in_the_kits_words_before_any_folder_exists(text, message, tmp_path, capsys):
+    path = tmp_path / "sweep.yaml"
+    path.write_text(text)
+    out = tmp_path / "out"
+    assert cli.main(["labs", "sweep", str(path), "--out", str(out)]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_a_large_sweep_runs_when_asked_for():
+    spec = {"grid": {"seed": list(range(300))}}
+    assert len(sweeps.parameter_sets(spec, max_sets=300)) == 300
+
+
+def test_an_unreachable_scheduler_is_named_and_leaves_no_folder(tmp_path, capsys):
+    path = tmp_path / "sweep.yaml"
+    path.write_text("notebooks: ['01']\ngrid: {seed: [1]}\n")
+    out = tmp_path / "out"
+    assert cli.main(["labs", "sweep", str(path), "--out", str(out), "--scheduler", "tcp://127.0.0.1:9"]) == 2
+    assert "cannot reach the Dask scheduler" in capsys.readouterr().err
+    assert not out.exists() or not list(out.iterdir())
+
+
+def test_ctrl_c_during_a_sweep_tabulates_the_sets_that_finished(tmp_path, monkeypatch, capsys):
+    from concurrent.futures import Future
+
+    calls = []
+
+    class Executor:
+        def submit(self, fn, selected, values, out, timeout):
+            calls.append(values)
+            if len(calls) == 2:
+                raise KeyboardInterrupt
+            future = Future()
+            future.set_result({"folder": None, "ok": True, "failure": ""})
+            return future
+
+    monkeypatch.setattr(sweeps, "_executor", lambda jobs, scheduler: __import__("contextlib").nullcontext(Executor()))
+    path = tmp_path / "sweep.yaml"
+    path.write_text("notebooks: ['01']\ngrid: {seed: [1, 2, 3]}\n")
+    assert cli.main(["labs", "sweep", str(path), "--out", str(tmp_path / "out"), "--jobs", "1"]) == 130
+    (folder,) = (tmp_path / "out").iterdir()
+    table = pd.read_csv(folder / "comparison.csv")
+    assert list(table["status"]) == ["ok", "failed", "failed"]
+    assert "interrupted" in table["reason"].iloc[1] and (folder / "INTERRUPTED").is_file()
+    assert "comparison.md tabulates the sets that finished" in capsys.readouterr().err
+
+
 def test_bad_parameter_rejected_before_any_run(tmp_path):
     with pytest.raises(labs.LabError, match="unknown parameter"):
         sweeps.sweep({"notebooks": ["01"], "grid": {"sead": [1]}}, tmp_path)
