@@ -130,3 +130,58 @@ def test_a_named_data_dir_without_data_is_an_error_not_a_fallback(tmp_path):
         wbc5_folder("auto", empty)
     with pytest.raises(DataError):
         open_bloodmnist("auto", empty)
+
+
+def test_twelve_bit_data_in_sixteen_bit_files_is_scaled_by_its_range(tmp_path):
+    ramp = (np.arange(64, dtype=np.uint16).reshape(8, 8) * 65)  # 0 .. 4,095: a 12-bit camera
+    Image.fromarray(ramp).save(tmp_path / "ramp12.png")
+    pixels = read_rgb(tmp_path / "ramp12.png")
+    assert pixels.min() == 0 and pixels.max() >= 250  # /257 would give at most 15: near black
+
+
+def _classes(root, *names, per_class=12):
+    from bloodcells.data.synthetic import write_class_folders
+
+    return write_class_folders(root, list(names), per_class=per_class, size=24, seed=2)
+
+
+def test_a_symlinked_class_folder_is_refused_by_name(tmp_path):
+    root = _classes(tmp_path / "set", "monocyte", "neutrophil")
+    (root / "lymphocyte").symlink_to(root / "monocyte", target_is_directory=True)
+    with pytest.raises(DataError, match=r"lymphocyte is a symbolic link.*does not follow links"):
+        split_folder(root)
+
+
+def test_nested_folders_inside_a_class_are_refused_by_name(tmp_path):
+    root = _classes(tmp_path / "set", "monocyte", "neutrophil")
+    (root / "monocyte" / "old").mkdir()
+    (root / "monocyte" / "old" / "x.jpg").write_bytes((next((root / "neutrophil").glob("*.jpg"))).read_bytes())
+    with pytest.raises(DataError, match=r"monocyte has sub-folders \(old\)"):
+        split_folder(root)
+
+
+def test_an_unreadable_class_folder_says_so(tmp_path, monkeypatch):
+    import os
+
+    from bloodcells.data import folders
+
+    root = _classes(tmp_path / "set", "monocyte", "neutrophil")
+    # CI runs as root, who reads any folder: ask the kit's access check what chmod 0 would answer.
+    monkeypatch.setattr(folders.os, "access", lambda path, mode: os.path.basename(path) != "monocyte")
+    with pytest.raises(DataError, match="no permission to read class folder"):
+        split_folder(root)
+
+
+def test_an_image_moved_after_listing_is_called_missing(tmp_path):
+    with pytest.raises(DataError, match=r"is missing: moved, renamed or deleted"):
+        read_rgb(tmp_path / "gone.jpg")
+
+
+def test_data_dir_with_a_tilde_is_expanded(tmp_path, monkeypatch, tiny_arrays):
+    from bloodcells.data.sources import open_bloodmnist
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "x" / "medmnist").mkdir(parents=True)
+    np.savez(tmp_path / "x" / "medmnist" / "bloodmnist.npz", **{k: v for k, v in tiny_arrays.items() if k != "synthetic"})
+    with pytest.warns(UserWarning, match="split sizes"):
+        assert len(open_bloodmnist("real", "~/x").labels["test"]) == len(tiny_arrays["test_labels"])

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,8 +65,16 @@ def discover(root: str | Path, min_per_class: int = 3) -> tuple[list[str], list[
         raise DataError(f"{root} has no class sub-folders; expected {root}/<class name>/<image files>")
     files, skipped = [], []
     for folder in class_dirs:
-        found = sorted(p for p in folder.rglob("*")
-                       if p.is_file() and not any(is_hidden(part) for part in p.relative_to(folder).parts))
+        if folder.is_symlink():  # a link to another class's folder would put the same images in two classes
+            raise DataError(f"class folder {folder} is a symbolic link (to {folder.resolve()}); the kit does not "
+                            "follow links: copy the images into a real folder or remove the link")
+        if not os.access(folder, os.R_OK | os.X_OK):
+            raise DataError(f"no permission to read class folder {folder}; make it readable (chmod a+rx)")
+        nested = sorted(p.name for p in folder.iterdir() if p.is_dir() and not is_hidden(p.name))
+        if nested:
+            raise DataError(f"class folder {folder} has sub-folders ({', '.join(nested[:5])}); a class folder holds "
+                            "its images directly: move them up, or make each sub-folder a class of its own")
+        found = sorted(p for p in folder.iterdir() if p.is_file() and not is_hidden(p.name))
         images = [p for p in found if p.suffix.lower() in IMAGE_SUFFIXES]
         skipped += [p for p in found if p.suffix.lower() not in IMAGE_SUFFIXES]
         if not images:
@@ -132,6 +141,9 @@ def read_rgb(path: str | Path, size: int | None = None, crop: float = 1.0) -> np
             return np.asarray(image, dtype=np.uint8)
     except PermissionError as exc:
         raise DataError(f"no permission to read image {path}; make it readable (chmod a+r)") from exc
+    except FileNotFoundError as exc:
+        raise DataError(f"image {path} is missing: moved, renamed or deleted after its folder was listed; "
+                        "put it back, or run again so the folder is listed anew") from exc
     except Image.DecompressionBombError as exc:
         raise DataError(f"image {path} is too large to open safely ({exc}); resize or remove it") from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:  # PIL's ways of saying "broken"
@@ -140,10 +152,13 @@ def read_rgb(path: str | Path, size: int | None = None, crop: float = 1.0) -> np
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
-    """8-bit RGB from any mode: 16-bit grayscale scaled by its range (a plain convert clips it to
-    white), 32-bit integer or float scaled by the image's maximum, palettes and alpha dropped."""
+    """8-bit RGB from any mode: 16-bit grayscale scaled by the bit depth its values use (12-bit
+    camera data in 16-bit files would come out near black at /257; a plain convert clips to white),
+    32-bit integer or float scaled by the image's maximum, palettes and alpha dropped."""
     if image.mode.startswith("I;16"):
-        pixels = np.asarray(image, dtype=np.float64) / 257.0
+        pixels = np.asarray(image, dtype=np.float64)
+        depth = next(bits for bits in (8, 10, 12, 14, 16) if pixels.max() < 2**bits)
+        pixels = pixels / (2**depth - 1) * 255.0
     elif image.mode in ("I", "F"):
         pixels = np.asarray(image, dtype=np.float64)
         pixels = pixels / max(float(pixels.max()), 1e-12) * 255.0

@@ -33,7 +33,8 @@ def open_bloodmnist(data: str = "auto", data_dir: str | Path | None = None, size
     _check_choice(data)
     if data == "synthetic":
         return load_synthetic_bloodmnist(size=size, seed=seed)
-    root = Path(data_dir).expanduser() / "medmnist" if data_dir and (Path(data_dir) / "medmnist").is_dir() else data_dir
+    data_dir = Path(data_dir).expanduser() if data_dir else None
+    root = data_dir / "medmnist" if data_dir and (data_dir / "medmnist").is_dir() else data_dir
     try:
         return load_bloodmnist(root, size=size)
     except DataUnavailable as exc:
