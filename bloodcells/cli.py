@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from bloodcells import labs
+from bloodcells.runs import RunFolderError
 
 #: The optional dependencies some commands need, and the extra that installs each.
 EXTRA_FOR = {"papermill": "instructor", "nbconvert": "instructor", "nbgrader": "instructor",
@@ -171,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except labs.LabError as exc:
+    except (labs.LabError, RunFolderError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except ModuleNotFoundError as exc:

@@ -13,21 +13,25 @@ from bloodcells.data.folders import read_rgb
 
 
 class RunFolderError(ValueError):
-    """A run folder whose files cannot be read; the message names the file."""
+    """A run folder that cannot be made, or whose files cannot be read; the message names it."""
 
 
 def new_run_dir(base: str | Path, name: str) -> Path:
     """Create ``base/<name>-YYYYmmdd-HHMMSS[-N]`` and return it; an existing folder is never reused."""
-    base = Path(base)
-    base.mkdir(parents=True, exist_ok=True)
+    base = Path(base).expanduser()
     stem = f"{name}-{datetime.now():%Y%m%d-%H%M%S}"
-    for n in range(1000):
-        folder = base / (stem if n == 0 else f"{stem}-{n}")
-        try:
-            folder.mkdir()
-            return folder
-        except FileExistsError:
-            continue
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+        for n in range(1000):
+            folder = base / (stem if n == 0 else f"{stem}-{n}")
+            try:
+                folder.mkdir()
+                return folder
+            except FileExistsError:
+                continue
+    except OSError as exc:  # a file in the way, no permission, a full or read-only disk
+        raise RunFolderError(f"cannot create a run folder in {base} ({exc.strerror or exc}); "
+                             "choose a folder you can write to (--out, output_dir)") from None
     raise RuntimeError(f"could not create a new run folder under {base}")
 
 

@@ -157,3 +157,9 @@ def test_reading_bloodmnist_does_not_import_torch(npz_factory):
             "print('torch' in sys.modules, 'medmnist' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.stdout.split() == ["False", "False"], done.stderr[-2000:]
+
+
+def test_an_empty_split_is_refused_before_any_training(npz_factory):
+    empty = np.zeros((0, 28, 28, 3), np.uint8)
+    with pytest.raises(DataError, match="test_images holds no images"):
+        load_bloodmnist(npz_factory(test_images=empty, test_labels=np.zeros((0, 1), np.int64)))

@@ -294,3 +294,12 @@ def test_publish_replaces_every_shipped_notebook_or_none(tmp_path, monkeypatch):
     monkeypatch.setattr(nbformat, "write", real_write)
     release.publish(shipped, data, log=lambda *a: None)
     assert all("new " in p.read_text() and p.read_bytes() != before[p] for p in shipped)
+
+
+def test_an_out_folder_that_cannot_be_made_is_named(tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    assert cli.main(["labs", "run", "01", "--out", str(blocker / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert "cannot create a run folder in" in err and "choose a folder you can write to" in err
+    assert "Traceback" not in err

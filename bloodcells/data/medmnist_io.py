@@ -168,6 +168,8 @@ def _check_images(x: np.ndarray, split: str, path: Path, size: int | None) -> np
         raise DataError(
             f"{path}: {split}_images has shape {x.shape}, expected (N, S, S, 3) RGB images"
         )
+    if len(x) == 0:  # found now, not when the test split is scored after minutes of training
+        raise DataError(f"{path}: {split}_images holds no images; every split (train, val, test) needs some")
     if size is not None and x.shape[1] != size:
         raise DataError(
             f"{path}: {split}_images are {x.shape[1]}x{x.shape[2]} but size={size} was asked for; "
