@@ -39,8 +39,12 @@ def test_lab1_recipes():
     assert (seed["epochs"], seed["batch_size"], seed["learning_rate"], seed["patience"]) == (15, 32, 1e-3, 3)
     assert not seed["augment"] and seed["schedule"] == "constant" and seed["label_smoothing"] == 0
     assert improved["augment"] and improved["tta"] and improved["schedule"] == "cosine"
-    quick = cnn.options("improved", quick=True, epochs=5)
-    assert quick["epochs"] == 5 and quick["max_train_samples"] == 2000 and quick["batch_size"] == 32
+    quick = cnn.options("improved", quick=True, epochs=5)  # what you set wins over quick mode
+    assert quick["epochs"] == 5 and quick.sources["epochs"] == "you"
+    quick_improved, quick_seed = cnn.options("improved", quick=True), cnn.options("seed", quick=True)
+    assert quick_improved["epochs"] == 6 and quick_improved["max_train_samples"] is None  # every image
+    assert quick_improved["batch_size"] == improved["batch_size"] and quick_improved.sources["epochs"] == "quick mode"
+    assert (quick_seed["epochs"], quick_seed["max_train_samples"], quick_seed["batch_size"]) == (3, 2000, 32)
 
 
 @pytest.mark.parametrize("given, message", [

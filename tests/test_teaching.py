@@ -140,3 +140,31 @@ def test_shipped_notebooks_open_with_real_figures_and_no_machine_paths(nb_path):
     assert not any("injected-parameters" in c.metadata.get("tags", []) for c in nb.cells)
     streams = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert "\x08" not in streams and not re.search(r"\r(?!\n)", streams), "progress-bar fragments stored"
+
+
+def _stored_text(nb) -> str:
+    return "".join(o.get("text", "") + o.get("data", {}).get("text/plain", "")
+                   for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+
+
+def test_notebook_02_ships_the_answer_keys_seed_0_figures():
+    """The stored run (make outputs: real data, full length, seed 0) is one of the answer key's runs,
+    so what a student reads in the notebook, the README and the key is the same measurement."""
+    from bloodcells import answer_key
+
+    text = _stored_text(nbformat.read(REPO / "notebooks" / "02_cnn_keras.ipynb", as_version=4))
+    key = answer_key.runs()
+    for model, label in (("seed", "report's CNN"), ("improved", "improved CNN")):
+        (row,) = key[(key["model"] == model) & (~key["quick"]) & (key["seed"] == 0)].to_dict("records")
+        found = re.search(rf"{label}: test accuracy ([\d.]+)% \((\d+)/3421\)", text)
+        assert found, f"no stored test accuracy of the {label}"
+        assert int(found.group(2)) == row["test_correct"], (label, found.group(0), row)
+    low, high = answer_key.expected("seed", False)
+    assert f"{low:.2%} to {high:.2%} test accuracy" in text  # the reproduction sentence, computed from the key
+
+
+def test_notebook_01_ships_the_provenance_lesson_on_a_real_photo():
+    nb = nbformat.read(REPO / "notebooks" / "01_explore_and_preprocess.ipynb", as_version=4)
+    text = _stored_text(nb)
+    found = re.search(r"nearest image in BloodMNIST: ([\d.]+) grey levels away on average \(the next nearest ([\d.]+)\)", text)
+    assert found and float(found.group(1)) < 3.5 < float(found.group(2)), "the photo's official image was not found"
