@@ -4,8 +4,10 @@ The package keeps the notebooks short: data loading and validation (:mod:`bloodc
 the two labs' models (:mod:`bloodcells.models`), metrics and plots, run folders and the
 instructor command line (:mod:`bloodcells.labs`).
 """
-from bloodcells._quiet import let_tensorflow_and_torch_share_a_process, quiet_tensorflow, silence_tensorflow_import
+from bloodcells._quiet import (let_tensorflow_and_torch_share_a_process, quiet_library_warnings, quiet_tensorflow,
+                               silence_tensorflow_import)
 
+quiet_library_warnings()
 quiet_tensorflow()
 silence_tensorflow_import()
 let_tensorflow_and_torch_share_a_process()

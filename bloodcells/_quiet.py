@@ -14,6 +14,12 @@ from pathlib import Path
 DLOPEN_FLAGS_MODULE = "tensorflow.python.pywrap_dlopen_global_flags"
 
 
+def quiet_library_warnings() -> None:
+    """Drop warnings about the libraries, not the student's code: fastai decorates helpers with
+    ``torch.jit.script``, which torch >= 2.10 calls deprecated, in every notebook that imports it."""
+    warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated", category=FutureWarning)
+
+
 def quiet_tensorflow() -> None:
     """Set TF's log environment variables unless the user chose their own.
 
