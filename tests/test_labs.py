@@ -113,7 +113,7 @@ def test_smoke_run_of_every_notebook(tmp_path):
     real = bool(os.environ.get("BLOODCELLS_DATA_DIR"))
     values = {"quick": True, "data": "real" if real else "synthetic"}
     # On real data, quick mode trimmed further: the real-data path end to end, in about 3 minutes.
-    trimmed = {"02": {"max_train_samples": 600, "epochs": 2},
+    trimmed = {"02": {"max_train_samples": 600, "epochs": 2, "batch_size": 32},
                "03": {"max_train_per_class": 60, "epochs_frozen": 1, "epochs_unfrozen": 2, "lr_finder_steps": 20}}
     lab = labs.run(labs.select(None), values, tmp_path, log=lambda *a: None, per_notebook=trimmed if real else None)
     assert lab.ok, lab.failure

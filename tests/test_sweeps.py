@@ -128,7 +128,7 @@ def test_a_kernel_killed_mid_sweep_leaves_the_other_sets_tabulated(tmp_path):
     assert len(written) == 3 and (folder / "comparison.md").is_file()
 
 
-def _worker_dies_on_crash(selected, values, out):
+def _worker_dies_on_crash(selected, values, out, timeout):
     """Stands in for sweeps._run_one in forked workers: the worker process itself dies."""
     if values.get("crash"):
         os._exit(9)
