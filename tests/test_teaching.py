@@ -141,6 +141,7 @@ def test_shipped_notebooks_open_with_real_figures_and_no_machine_paths(nb_path):
     streams = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert "\x08" not in streams and not re.search(r"\r(?!\n)", streams), "progress-bar fragments stored"
     assert "Warning" not in streams, "a library warning is stored in a lesson's output"
+    assert "0.00% [0/" not in json.dumps(outputs), "an empty progress bar is stored"
 
 
 def _stored_text(nb) -> str:

@@ -261,7 +261,7 @@ def predict(learn: Learner, files, tta: bool = False, seed: int = 0, crop: float
     if tta:
         seed_everything(seed)
     try:
-        with quiet(learn):
+        with learn.no_bar():  # a prediction's bar ends empty in a stored notebook ("0.00% [0/8]")
             probs, _ = learn.tta(dl=dl) if tta else learn.get_preds(dl=dl)
     finally:
         learn.model = trained
