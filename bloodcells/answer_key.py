@@ -20,7 +20,7 @@ def load(lab: str = "lab1") -> dict:
     path = FOLDER / f"{lab}.json"
     if not path.is_file():
         raise FileNotFoundError(f"no answer key for {lab} at {path}; make it with "
-                                f"`python benchmarks/answer_key.py --data-dir DATA --lab {lab}`")
+                                "`python benchmarks/answer_key.py --data-dir DATA`")
     return json.loads(path.read_text())
 
 

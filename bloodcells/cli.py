@@ -42,10 +42,19 @@ def _positive_int(text: str) -> int:
     return int(text)
 
 
+def _positive_number(text: str) -> float:
+    """argparse type: a finite number above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number above 0, got {text!r}")
+    return value
+
+
 def _run(args) -> int:
     values = labs.parse_assignments(args.param, args.file)
-    if args.max_output_mb <= 0:
-        raise labs.LabError(f"--max-output-mb must be above 0, got {args.max_output_mb:g}")
     lab = labs.run(labs.select(args.notebooks), values, args.out, timeout=args.timeout, max_output_mb=args.max_output_mb)
     print(f"\nSummary ({lab.folder / 'summary.md'}):\n")
     print((lab.folder / "summary.md").read_text())
@@ -135,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     run_parser.add_argument("--out", default="runs", help="folder for the new run folder (default: runs)")
     run_parser.add_argument("--timeout", type=_positive_int, default=labs.CELL_TIMEOUT,
                             help=f"seconds one cell may run before its notebook fails (default {labs.CELL_TIMEOUT})")
-    run_parser.add_argument("--max-output-mb", type=float, default=labs.MAX_OUTPUT_MB,
+    run_parser.add_argument("--max-output-mb", type=_positive_number, default=labs.MAX_OUTPUT_MB,
                             help=f"cap on one notebook's stored outputs (default {labs.MAX_OUTPUT_MB})")
     run_parser.set_defaults(func=_run)
     release_parser = lab_sub.add_parser("release", help="write student and solution editions (nbgrader)")
@@ -152,8 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     sweep_parser.add_argument("--jobs", type=_positive_int, default=2, help="runs in flight at once (default 2)")
     sweep_parser.add_argument("--timeout", type=_positive_int, default=labs.CELL_TIMEOUT,
                               help=f"seconds one cell may run before its notebook fails (default {labs.CELL_TIMEOUT})")
-    sweep_parser.add_argument("--max-sets", type=_positive_int, default=200,
-                              help="refuse sweeps with more parameter sets than this (default 200)")
+    sweep_parser.add_argument("--max-sets", type=_positive_int, default=labs.MAX_SETS,
+                              help=f"refuse sweeps with more parameter sets than this (default {labs.MAX_SETS})")
     sweep_parser.add_argument("--scheduler", help="address of an existing Dask scheduler, e.g. tcp://host:8786")
     sweep_parser.add_argument("--out", default="runs", help="folder for the new sweep folder (default: runs)")
     sweep_parser.set_defaults(func=_sweep)

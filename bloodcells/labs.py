@@ -15,7 +15,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
 from bloodcells.config import NOTEBOOKS as NOTEBOOK_PARAMS, ConfigError, load_yaml
 from bloodcells.runs import new_run_dir, write_json
 
@@ -167,6 +166,9 @@ class LabRun:
 CELL_TIMEOUT = 3600
 #: Cap on one executed notebook's stored outputs (the shipped ones are 1-3 MB).
 MAX_OUTPUT_MB = 50
+#: More sweep parameter sets than this need ``--max-sets``: a typo in a grid (a list of a thousand
+#: seeds) should not start hours of runs unasked.
+MAX_SETS = 200
 
 
 def run(selected: list[Path], values: dict, out: str | Path = "runs", log=print,
@@ -214,12 +216,6 @@ def run(selected: list[Path], values: dict, out: str | Path = "runs", log=print,
                              "(raise it with --timeout if the cell is meant to take that long)", executed, log)
         except OutputTooLarge as exc:
             _failed(lab, nb, f"failed: {exc}", executed, log)
-        except OSError as exc:
-            if exc.errno != errno.ENOSPC:
-                _failed(lab, nb, f"failed: {type(exc).__name__}: {exc}", executed, log)
-            else:
-                _failed(lab, nb, f"failed: the disk is full ({exc.filename or 'while writing'}); free space "
-                                 "and run it again", executed, log)
         except KeyboardInterrupt:
             _failed(lab, nb, "interrupted (Ctrl-C)", executed, log, status="interrupted")
             for later in list(jobs)[list(jobs).index(nb) + 1:]:
@@ -227,8 +223,12 @@ def run(selected: list[Path], values: dict, out: str | Path = "runs", log=print,
             (lab.folder / "INTERRUPTED").write_text(lab.failure + "\n")
             write_summary(lab)
             raise
-        except Exception as exc:  # a dead kernel (out of memory, segfault), a cell timeout, ...
-            _failed(lab, nb, f"failed: {type(exc).__name__}: {str(exc).strip() or 'no message'}", executed, log)
+        except Exception as exc:  # a dead kernel (out of memory, segfault), a full disk, ...
+            if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+                reason = f"the disk is full ({exc.filename or 'while writing'}); free space and run it again"
+            else:
+                reason = f"{type(exc).__name__}: {str(exc).strip() or 'no message'}"
+            _failed(lab, nb, f"failed: {reason}", executed, log)
     write_summary(lab)
     return lab
 

@@ -20,11 +20,6 @@ from bloodcells.config import ConfigError, load_yaml
 from bloodcells.runs import new_run_dir
 
 
-#: More parameter sets than this need ``max_sets`` raised (``--max-sets``): a typo in a grid
-#: (a list of a thousand seeds) should not start hours of runs unasked.
-MAX_SETS = 200
-
-
 def load_spec(path: str | Path) -> dict:
     """Read and check a sweep file: ``notebooks`` (optional list), ``base`` parameters (mapping),
     and ``grid`` (mapping of lists: every combination) and/or ``runs`` (list of mappings)."""
@@ -51,7 +46,7 @@ def load_spec(path: str | Path) -> dict:
     return spec
 
 
-def parameter_sets(spec: dict, max_sets: int = MAX_SETS) -> list[dict]:
+def parameter_sets(spec: dict, max_sets: int = labs.MAX_SETS) -> list[dict]:
     """Every parameter set of a checked spec: the grid's combinations, then the runs, each over base."""
     base = spec.get("base") or {}
     grid = spec.get("grid") or {}
@@ -87,7 +82,7 @@ def _collect(future) -> dict:
 
 def sweep(spec: dict, out: str | Path = "runs", jobs: int = 2, scheduler: str | None = None,
           log=print, notebook_dir: Path = labs.NOTEBOOK_DIR, timeout: int = labs.CELL_TIMEOUT,
-          max_sets: int = MAX_SETS) -> tuple[Path, pd.DataFrame]:
+          max_sets: int = labs.MAX_SETS) -> tuple[Path, pd.DataFrame]:
     """Run every parameter set (validated up front) and write ``comparison.csv``/``.md``, whatever
     happens to the single runs (each failure is a row with its reason)."""
     selected = labs.select(spec.get("notebooks"), notebook_dir)

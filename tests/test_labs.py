@@ -245,11 +245,13 @@ def test_a_failing_html_export_or_full_disk_is_that_notebooks_row(tmp_path, monk
 
 
 def test_bad_command_line_numbers_are_refused_in_the_kits_words(capsys, tmp_path):
-    for argv in (["labs", "sweep", "g.yaml", "--jobs", "0"], ["labs", "run", "--timeout", "-5"]):
+    for argv, message in ((["labs", "sweep", "g.yaml", "--jobs", "0"], "expected a whole number of at least 1"),
+                          (["labs", "run", "--timeout", "-5"], "expected a whole number of at least 1"),
+                          (["labs", "run", "--max-output-mb", "0"], "expected a number above 0"),
+                          (["labs", "run", "--max-output-mb", "nan"], "expected a number above 0")):
         with pytest.raises(SystemExit) as stop:
             cli.main(argv + ["--out", str(tmp_path)])
-        assert stop.value.code == 2 and "expected a whole number of at least 1" in capsys.readouterr().err
-    assert cli.main(["labs", "run", "--max-output-mb", "0", "--out", str(tmp_path)]) == 2
+        assert stop.value.code == 2 and message in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
 
 
