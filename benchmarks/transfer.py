@@ -14,7 +14,7 @@ import resource
 from bloodcells.config import BACKBONES
 from bloodcells.data.folders import split_folder
 from bloodcells.data.sources import wbc5_folder
-from bloodcells.models import transfer
+from bloodcells.models import external_validation, transfer
 
 
 def main() -> None:
@@ -55,8 +55,8 @@ def main() -> None:
     if args.external:  # as trained, then with batch-norm statistics re-estimated on its images (AdaBN)
         line["external_crop"] = args.external_crop
         for prefix, adapt in (("external", False), ("external_adabn", True)):
-            ext = transfer.evaluate_external(run.model, args.external, tta=options["tta"], crop=args.external_crop,
-                                             adapt_batchnorm=adapt)
+            ext = external_validation.evaluate(run.model, args.external, tta=options["tta"], crop=args.external_crop,
+                                               adapt_batchnorm=adapt)
             line.update({f"{prefix}_accuracy": round(ext["accuracy"], 4),
                          f"{prefix}_balanced_accuracy": round(ext["balanced_accuracy"], 4),
                          f"{prefix}_correct": f"{ext['n_correct']}/{ext['n_images']}"})

@@ -1,40 +1,28 @@
-"""Error analysis on saved runs (``runs.load_run`` dicts): no model, no TensorFlow, no torch."""
+"""Error analysis on saved runs (:class:`bloodcells.runs.Run`): no model, no TensorFlow, no torch."""
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from bloodcells import metrics as M
+from bloodcells.runs import Run
 
 
-def predictions(run: dict) -> np.ndarray:
-    """Predicted class per test image (the most probable)."""
-    return np.asarray(run["probabilities"]).argmax(axis=1)
-
-
-def run_name(run: dict) -> str:
-    """A short label for tables and titles: model and dataset."""
-    m = run["metrics"]
-    return f"{m.get('model') or Path(str(run['folder'])).name} · {m.get('dataset', '?')}"
-
-
-def compare(runs: list[dict]) -> pd.DataFrame:
+def compare(runs: list[Run]) -> pd.DataFrame:
     """One row per run: accuracy, macro F1, test images (an integer column) and per-class F1
     (blank where a run lacks the class)."""
     rows = {}
     for run in runs:
-        summary = M.summary(run["labels"], predictions(run), run["class_names"])
-        rows[run_name(run)] = {"accuracy": summary["accuracy"], "macro F1": summary["macro_f1"],
+        summary = M.summary(run.labels, run.predictions, run.class_names)
+        rows[run.name] = {"accuracy": summary["accuracy"], "macro F1": summary["macro_f1"],
                                "test images": summary["n_test"],
                                **{f"F1 {c}": f for c, f in summary["per_class_f1"].items()}}
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
-def top_confusions(run: dict, k: int = 5) -> pd.DataFrame:
+def top_confusions(run: Run, k: int = 5) -> pd.DataFrame:
     """The ``k`` most frequent (true, predicted) mistakes with counts and share of the true class."""
-    table = M.confusion(run["labels"], predictions(run), run["class_names"])
+    table = M.confusion(run.labels, run.predictions, run.class_names)
     support = table.sum(axis=1)
     pairs = [(t, p, int(table.loc[t, p]), table.loc[t, p] / support[t])
              for t in table.index for p in table.columns if t != p and table.loc[t, p] > 0]
@@ -42,11 +30,11 @@ def top_confusions(run: dict, k: int = 5) -> pd.DataFrame:
     return pd.DataFrame(pairs[:k], columns=["true", "predicted", "count", "share of true class"])
 
 
-def misclassified(run: dict, true: str | None = None, predicted: str | None = None) -> pd.DataFrame:
+def misclassified(run: Run, true: str | None = None, predicted: str | None = None) -> pd.DataFrame:
     """Test images the run got wrong (optionally one true/predicted pair), most confident first."""
-    probs = np.asarray(run["probabilities"])
-    y_true, y_pred = np.asarray(run["labels"]), predictions(run)
-    names = run["class_names"]
+    probs = run.probabilities
+    y_true, y_pred = run.labels, run.predictions
+    names = run.class_names
     mask = y_true != y_pred
     if true is not None:
         mask &= y_true == names.index(true)
@@ -59,13 +47,13 @@ def misclassified(run: dict, true: str | None = None, predicted: str | None = No
     return frame.sort_values("confidence", ascending=False, kind="stable").reset_index(drop=True)
 
 
-def calibration(run: dict, n_bins: int = 10, probabilities=None) -> tuple[pd.DataFrame, float]:
+def calibration(run: Run, n_bins: int = 10, probabilities=None) -> tuple[pd.DataFrame, float]:
     """Reliability table of top-1 confidence in equal-width bins, and the expected calibration
     error: the bin-size weighted mean gap between confidence and accuracy. ``probabilities``
     replaces the run's own (e.g. after temperature scaling)."""
-    probs = np.asarray(run["probabilities"] if probabilities is None else probabilities)
+    probs = np.asarray(run.probabilities if probabilities is None else probabilities)
     confidence = probs.max(axis=1)
-    correct = probs.argmax(axis=1) == np.asarray(run["labels"])
+    correct = probs.argmax(axis=1) == run.labels
     edges = np.linspace(0, 1, n_bins + 1)
     bins = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, n_bins - 1)
     rows = []
@@ -90,14 +78,14 @@ def rescale(probabilities, temperature: float) -> np.ndarray:
     return scaled / scaled.sum(axis=1, keepdims=True)
 
 
-def fit_temperature(run: dict) -> float | None:
+def fit_temperature(run: Run) -> float | None:
     """The temperature that minimises the cross-entropy on the run's **validation** split (never
     the test split it is judged on); ``None`` for a run saved without validation probabilities."""
     from scipy.optimize import minimize_scalar
 
-    if "val_probabilities" not in run:
+    if run.val_probabilities is None:
         return None
-    probs, labels = run["val_probabilities"], np.asarray(run["val_labels"])
+    probs, labels = run.val_probabilities, run.val_labels
 
     def nll(log_t):
         return -np.log(rescale(probs, np.exp(log_t))[np.arange(len(labels)), labels] + 1e-12).mean()
@@ -105,14 +93,14 @@ def fit_temperature(run: dict) -> float | None:
     return float(np.exp(minimize_scalar(nll, bounds=(-3, 3), method="bounded").x))
 
 
-def findings(run: dict, ece: float, confident: float = 0.9) -> list[str]:
+def findings(run: Run, ece: float, confident: float = 0.9) -> list[str]:
     """What this run's errors say, in sentences computed from its predictions (no canned text)."""
-    names, labels, probs = run["class_names"], np.asarray(run["labels"]), np.asarray(run["probabilities"])
+    names, labels, probs = run.class_names, run.labels, run.probabilities
     pred, confidence = probs.argmax(axis=1), probs.max(axis=1)
     wrong = pred != labels
     recall = {c: float((pred[labels == i] == i).mean()) for i, c in enumerate(names) if (labels == i).any()}
     worst = min(recall, key=recall.get)
-    lines = [f"**{run_name(run)}**: {int(wrong.sum())} mistakes in {len(labels)} test images "
+    lines = [f"**{run.name}**: {int(wrong.sum())} mistakes in {len(labels)} test images "
              f"({1 - wrong.mean():.2%} accuracy)."]
     if not wrong.any():
         return lines + ["No mistakes to analyse: the test split is too easy to tell these models apart."]
@@ -126,7 +114,7 @@ def findings(run: dict, ece: float, confident: float = 0.9) -> list[str]:
     lines.append(f"Expected calibration error {ece:.3f}: the model is "
                  f"{'over' if confidence.mean() > 1 - wrong.mean() else 'under'}-confident on average "
                  f"(mean confidence {confidence.mean():.1%} against accuracy {1 - wrong.mean():.1%}).")
-    for name, result in (run.get("external") or {}).items():
+    for name, result in run.external.items():
         lines.append(f"On the external set **{name}** accuracy falls to {result['accuracy']:.1%} "
                      f"({result['n_correct']}/{result['n_images']}): the in-lab figure does not travel.")
     return lines

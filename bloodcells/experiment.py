@@ -1,8 +1,9 @@
-"""The contract both labs share: a run record, one way to score it and one way to save it.
+"""The training side of the contract both labs share: a run record, one way to score it and one
+way to save it as a :class:`bloodcells.runs.Run`.
 
 A lab module trains (cell by cell in a notebook, or in one call), wraps what it got in a
 :class:`RunRecord`, then calls :func:`score` and :func:`save`; notebook 04, the lab runner and the
-benchmarks read the same files whichever lab wrote them.
+benchmarks read the same :class:`~bloodcells.runs.Run` back whichever lab wrote it.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from typing import Any, Callable
 import numpy as np
 
 from bloodcells import metrics as M
-from bloodcells.runs import new_run_dir, save_predictions, write_json
+from bloodcells import runs
 
 
 @dataclass
@@ -67,25 +68,21 @@ def check_output_dir(output_dir: str | Path) -> Path:
 
 
 def save(record: RunRecord, output_dir: str | Path, name: str, write_model: Callable[[Path], Any],
-         labels, class_names, val_labels=None, **inputs) -> Path:
-    """Write a new run folder ``output_dir/<name>-<time>``: the model (``write_model(folder)``),
-    ``predictions.npz`` (``inputs``: the test ``images`` or their ``files``), history, params, metrics.
+         labels, class_names, images, val_labels=None, image_names=None) -> Path:
+    """Write a new run folder ``output_dir/<name>-<time>``: the model (``write_model(folder)``) and the
+    :class:`~bloodcells.runs.Run` (``images``: the model's view of each test image).
 
     Everything is written into a hidden ``.partial`` folder first and renamed when complete, so a
     crash or Ctrl-C never leaves a run folder that looks finished.
     """
-    folder = new_run_dir(output_dir, name)  # reserves the name: an earlier run is never overwritten
+    run = runs.Run(record.probabilities, labels, class_names, images, record.metrics, record.params, record.history,
+                   val_probabilities=record.val_probabilities, val_labels=val_labels, image_names=image_names)
+    folder = runs.new_run_dir(output_dir, name)  # reserves the name: an earlier run is never overwritten
     partial = folder.with_name(f".{folder.name}.partial")
     partial.mkdir()
     try:
         write_model(partial)
-        extra = {}
-        if record.val_probabilities is not None and val_labels is not None:
-            extra = {"val_probabilities": record.val_probabilities, "val_labels": val_labels}
-        save_predictions(partial, record.probabilities, labels, class_names, **inputs, **extra)
-        write_json(partial / "history.json", record.history)
-        write_json(partial / "params.json", record.params)
-        write_json(partial / "metrics.json", record.metrics)
+        runs.write(partial, run)
         os.replace(partial, folder)  # atomic on one file system; the reserved folder is empty
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)

@@ -1,19 +1,128 @@
-"""Run folders: one new folder per training run, never overwriting an earlier one."""
+"""The run contract both labs share: one :class:`Run` type, written by :func:`write` and read back
+by :func:`load`, and the run folders that hold them (one new folder per run, never overwritten).
+
+A run folder is self-contained: it stores the model's view of every test image (after any crop, at
+display size), so notebook 04's tables, galleries and widgets work on a copy of the folder on
+another machine, with no data folder and with NumPy alone (no TensorFlow, no torch).
+"""
 from __future__ import annotations
 
 import json
 import warnings
 import zipfile
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 
-from bloodcells.data.folders import read_rgb
+#: The run folder format; a folder written by an older kit is refused with a message, not a KeyError.
+CONTRACT = 2
+PREDICTIONS = "predictions.npz"  # the arrays: NumPy only
+JSON_FILES = {"metrics": "metrics.json", "params": "params.json", "history": "history.json",
+              "external": "external.json"}
+#: Per-image results an external evaluation returns that stay in memory (the summary is saved).
+EXTERNAL_ARRAYS = ("files", "labels", "probabilities")
 
 
 class RunFolderError(ValueError):
     """A run folder that cannot be made, or whose files cannot be read; the message names it."""
+
+
+@dataclass
+class Run:
+    """One finished run as every reader sees it, whichever lab wrote it.
+
+    ``images`` are what the model was shown of each test image (uint8, after the crop), at most
+    display size; ``image_names`` say where each came from (relative to its data folder) when the
+    images were files. ``external`` holds one summary per other set the model was scored on.
+    """
+    probabilities: np.ndarray  # (N, classes): the test split
+    labels: np.ndarray  # (N,)
+    class_names: list[str]
+    images: np.ndarray  # (N, H, W, 3) uint8
+    metrics: dict
+    params: dict
+    history: dict
+    external: dict = field(default_factory=dict)
+    val_probabilities: np.ndarray | None = None  # to fit a temperature on (never the test split)
+    val_labels: np.ndarray | None = None
+    image_names: list[str] | None = None
+    folder: Path | None = None
+
+    def __post_init__(self):
+        self.probabilities = np.asarray(self.probabilities, np.float32)
+        self.labels = np.asarray(self.labels, np.int64)
+        self.images = np.asarray(self.images, np.uint8)
+        self.class_names = [str(c) for c in self.class_names]
+        n, classes = len(self.labels), len(self.class_names)
+        if self.probabilities.shape != (n, classes) or len(self.images) != n or self.images.ndim != 4:
+            raise RunFolderError(f"a run needs one probability row over {classes} classes and one image per test "
+                                 f"label ({n}); got probabilities {self.probabilities.shape}, images "
+                                 f"{self.images.shape}")
+        if self.image_names is not None and len(self.image_names) != n:
+            raise RunFolderError(f"{len(self.image_names)} image names for {n} test images")
+
+    @property
+    def predictions(self) -> np.ndarray:
+        """Predicted class per test image (the most probable)."""
+        return self.probabilities.argmax(axis=1)
+
+    @property
+    def name(self) -> str:
+        """A short label for tables and titles: model and dataset."""
+        model = self.metrics.get("model") or (self.folder.name if self.folder else "run")
+        return f"{model} · {self.metrics.get('dataset', '?')}"
+
+
+def write(folder: str | Path, run: Run) -> Path:
+    """The run's files in ``folder`` (which exists): predictions.npz and the JSON files."""
+    folder = Path(folder)
+    arrays = {"contract": np.int64(CONTRACT), "probabilities": run.probabilities, "labels": run.labels,
+              "class_names": np.array(run.class_names), "images": run.images}
+    if run.val_probabilities is not None:
+        arrays["val_probabilities"] = np.asarray(run.val_probabilities, np.float32)
+        arrays["val_labels"] = np.asarray(run.val_labels, np.int64)
+    if run.image_names is not None:
+        arrays["image_names"] = np.array([str(n) for n in run.image_names])
+    np.savez_compressed(folder / PREDICTIONS, **arrays)
+    for name, file in JSON_FILES.items():
+        if getattr(run, name) or name != "external":
+            write_json(folder / file, getattr(run, name))
+    return folder
+
+
+def load(folder: str | Path) -> Run:
+    """A run folder as a :class:`Run`; a missing JSON file reads as ``{}``."""
+    folder = Path(folder)
+    path = folder / PREDICTIONS
+    if not path.is_file():
+        raise FileNotFoundError(f"{folder} is not a run folder (no {PREDICTIONS}); run notebook 02 or 03 first")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {key: npz[key] for key in npz.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise RunFolderError(f"{path} cannot be read ({exc}); the run was cut short or the file is damaged. "
+                             "Re-run the notebook that made it, or leave this folder out") from exc
+    if int(arrays.pop("contract", 1)) != CONTRACT:
+        raise RunFolderError(f"{folder} was written by another version of the kit (its test images are not "
+                             "stored in it); re-run notebook 02 or 03 to make a run folder this version reads")
+    texts = {}
+    for name, file in JSON_FILES.items():
+        try:
+            texts[name] = json.loads((folder / file).read_text()) if (folder / file).is_file() else {}
+        except (OSError, ValueError) as exc:
+            raise RunFolderError(f"{folder / file} cannot be read ({exc}); re-run the notebook that made it") from exc
+    names = arrays.pop("image_names", None)
+    return Run(**arrays, **texts, image_names=None if names is None else [str(n) for n in names], folder=folder)
+
+
+def add_external(folder: str | Path, name: str, result: dict) -> Path:
+    """Add one external-validation summary (``result`` less its per-image arrays) to a run folder."""
+    path = Path(folder) / JSON_FILES["external"]
+    results = json.loads(path.read_text()) if path.is_file() else {}
+    results[name] = {k: v for k, v in result.items() if k not in EXTERNAL_ARRAYS}
+    return write_json(path, results)
 
 
 def new_run_dir(base: str | Path, name: str) -> Path:
@@ -47,50 +156,11 @@ def write_json(path: str | Path, obj) -> Path:
     return Path(path)
 
 
-def save_predictions(folder: str | Path, probabilities, labels, class_names, images=None, files=None,
-                     val_probabilities=None, val_labels=None) -> Path:
-    """``predictions.npz``: test probabilities, true labels, class names and the images (or their
-    file paths), readable with NumPy alone so notebook 04 needs neither TensorFlow nor torch; also
-    the validation split's probabilities and labels when given (to fit a temperature on)."""
-    arrays = {"probabilities": np.asarray(probabilities, np.float32), "labels": np.asarray(labels, np.int64),
-              "class_names": np.array(class_names)}
-    if val_probabilities is not None:
-        arrays["val_probabilities"] = np.asarray(val_probabilities, np.float32)
-        arrays["val_labels"] = np.asarray(val_labels, np.int64)
-    if images is not None:
-        arrays["images"] = np.asarray(images, np.uint8)
-    if files is not None:
-        arrays["files"] = np.array([str(f) for f in files])
-    path = Path(folder) / "predictions.npz"
-    np.savez_compressed(path, **arrays)
-    return path
-
-
-def run_image(run: dict, index: int, size: int | None = None) -> np.ndarray:
-    """One test image of a loaded run: stored pixels (lab 1) or its file read back (lab 2)."""
-    if "images" in run:
-        return run["images"][index]
-    return read_rgb(run["files"][index], size)
-
-
-class RunImages:
-    """The test images of a loaded run as a lazy sequence: files are read only when indexed."""
-
-    def __init__(self, run: dict, size: int | None = 96):
-        self.run, self.size = run, size
-
-    def __len__(self) -> int:
-        return len(self.run["labels"])
-
-    def __getitem__(self, index: int) -> np.ndarray:
-        return run_image(self.run, int(index), self.size)
-
-
 def find_runs(root: str | Path) -> list[Path]:
     """Every run folder (one holding predictions.npz) below ``root``, oldest first; hidden folders
     (a run still being written is ``.<name>.partial``) are not run folders."""
     root = Path(root)
-    found = [p.parent for p in root.rglob("predictions.npz")
+    found = [p.parent for p in root.rglob(PREDICTIONS)
              if not any(part.startswith(".") for part in p.parent.relative_to(root).parts)]
     return sorted(found, key=lambda p: p.stat().st_mtime)
 
@@ -101,37 +171,13 @@ def latest_runs(root: str | Path) -> list[Path]:
     newest = {}
     for folder in find_runs(root):
         try:
-            model = json.loads((folder / "metrics.json").read_text())["model"]
+            model = json.loads((folder / JSON_FILES["metrics"]).read_text())["model"]
         except (OSError, ValueError, KeyError) as exc:
             warnings.warn(f"skipping {folder}: no readable metrics.json ({exc}); it is incomplete or damaged")
             continue
         newest.pop(model, None)  # re-insert: the dict ends in order of each model's newest run
         newest[model] = folder
     if not newest:
-        raise FileNotFoundError(f"no run folders (with predictions.npz) under {Path(root).resolve()}; "
+        raise FileNotFoundError(f"no run folders (with {PREDICTIONS}) under {Path(root).resolve()}; "
                                 "run notebooks 02 and 03 first, or name the run folders to analyse")
     return list(newest.values())
-
-
-def load_run(folder: str | Path) -> dict:
-    """A run folder's metrics, parameters, history, external-validation results (``{}`` where a
-    file is absent) and predictions, as plain Python/NumPy."""
-    folder = Path(folder)
-    if not (folder / "predictions.npz").is_file():
-        raise FileNotFoundError(f"{folder} is not a run folder (no predictions.npz); run notebook 02 or 03 first")
-    path = folder / "predictions.npz"
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            run = {key: npz[key] for key in npz.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise RunFolderError(f"{path} cannot be read ({exc}); the run was cut short or the file is damaged. "
-                             "Re-run the notebook that made it, or leave this folder out") from exc
-    run["class_names"] = [str(c) for c in run["class_names"]]
-    for name in ("metrics", "params", "history", "external"):
-        path = folder / f"{name}.json"
-        try:
-            run[name] = json.loads(path.read_text()) if path.is_file() else {}
-        except (OSError, ValueError) as exc:
-            raise RunFolderError(f"{path} cannot be read ({exc}); re-run the notebook that made it") from exc
-    run["folder"] = folder
-    return run

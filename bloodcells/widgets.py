@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import math
-from pathlib import Path
 from html import escape
 
 import ipywidgets as W
@@ -17,7 +16,7 @@ from PIL import Image
 
 from bloodcells.data.dataset import ImageDataset
 from bloodcells.data.folders import FolderSplit, read_rgb
-from bloodcells.runs import run_image
+from bloodcells.runs import Run
 
 ALL = "all classes"
 
@@ -115,15 +114,15 @@ def probability_bars(probabilities, class_names, true: int | None = None) -> str
 
 class _Images:
     """One interface over the kit's image sets: in-memory arrays, a class-folder split, or the test
-    images of a saved run (``runs.load_run``)."""
+    images of a saved run (``runs.load``: the model's view of each test image)."""
 
     def __init__(self, source):
-        if isinstance(source, dict) and "probabilities" in source:
-            self.splits, self.labels = ["test"], {"test": np.asarray(source["labels"])}
-            self.files = {"test": list(source["files"])} if "files" in source else {}
-            self.arrays = {"test": source["images"]} if "images" in source else None
-            self.title = f"run {Path(str(source.get('folder', ''))).name}"
-            self.class_names = list(source["class_names"])
+        if isinstance(source, Run):
+            self.splits, self.labels = ["test"], {"test": source.labels}
+            self.files = {"test": source.image_names} if source.image_names else {}
+            self.arrays = {"test": source.images}
+            self.title = f"run {source.folder.name if source.folder else source.name}"
+            self.class_names = list(source.class_names)
         elif isinstance(source, ImageDataset):
             self.splits, self.labels = source.splits, source.labels
             self.files = getattr(source, "files", None) or {}
@@ -131,11 +130,11 @@ class _Images:
             self.class_names = list(source.class_names)
         elif isinstance(source, FolderSplit):
             self.splits, self.labels, self.files, self.arrays = list(source.files), source.labels, source.files, None
-            self.title = source.root.name + (" (SYNTHETIC)" if source.synthetic else "")
+            self.title = source.title
             self.class_names = list(source.class_names)
         else:
             raise TypeError("ImageExplorer needs an ImageDataset (open_bloodmnist, open_wbc5, load_folder), "
-                            f"a FolderSplit (split_folder) or a loaded run (load_run), got {type(source).__name__}")
+                            f"a FolderSplit (split_folder) or a loaded run (runs.load), got {type(source).__name__}")
 
     def image(self, split: str, index: int, size: int | None = None) -> np.ndarray:
         if self.arrays is not None:
@@ -155,22 +154,22 @@ class _Images:
 class ImageExplorer(_Displayed):
     """Browse a dataset by split and class, page through thumbnails, enlarge one image.
 
-    With ``run`` (a ``runs.load_run`` dict made on this dataset's test split) the test images also
+    With ``run`` (a :class:`~bloodcells.runs.Run` made on this dataset's test split) the test images also
     show the predicted class and the probability of every class. A run alone is a source too:
     ``ImageExplorer(run)`` browses its test images with their predictions.
     """
 
-    def __init__(self, source, run: dict | None = None, page_size: int = 24, columns: int = 8, thumb: int = 80,
+    def __init__(self, source, run: Run | None = None, page_size: int = 24, columns: int = 8, thumb: int = 80,
                  enlarged: int = 224):
         self.data = _Images(source)
-        if run is None and isinstance(source, dict):
+        if run is None and isinstance(source, Run):
             run = source
         self.run, self.enlarged_size = run, enlarged
         if run is not None:
             test = self.data.labels.get("test")
-            if test is None or len(test) != len(run["labels"]) or not np.array_equal(test, run["labels"]):
-                raise ValueError(f"run {run.get('folder')} was not made on this dataset's test split "
-                                 f"({len(run['labels'])} labels vs {0 if test is None else len(test)}); "
+            if test is None or len(test) != len(run.labels) or not np.array_equal(test, run.labels):
+                raise ValueError(f"run {run.name} was not made on this dataset's test split "
+                                 f"({len(run.labels)} labels vs {0 if test is None else len(test)}); "
                                  "pass the dataset the run was trained on, or no run")
         self.split = W.Dropdown(options=self.data.splits, value=self.data.splits[0], description="split")
         self.label = W.Dropdown(options=[ALL, *self.data.class_names], value=ALL, description="class")
@@ -211,10 +210,9 @@ class ImageExplorer(_Displayed):
         self.enlarged.value = png_bytes(self.data.image(split, index, self.enlarged_size), self.enlarged_size)
         self.info.value = self.data.describe(split, index)
         if self.run is not None and split == "test":
-            probs = self.run["probabilities"][index]
-            names = self.run["class_names"]
+            probs, names = self.run.probabilities[index], self.run.class_names
             self.prediction.value = (f"predicted <b>{escape(names[int(np.argmax(probs))])}</b> "
-                                     f"({probs.max():.1%})" + probability_bars(probs, names, int(self.run["labels"][index])))
+                                     f"({probs.max():.1%})" + probability_bars(probs, names, int(self.run.labels[index])))
         else:
             self.prediction.value = ""
 
@@ -223,12 +221,11 @@ class ErrorBrowser(_Displayed):
     """Page through one cell of a run's confusion matrix: the test images of a true class that were
     predicted as another, most confident first. Pick the pair with the drop-downs or a matrix cell."""
 
-    def __init__(self, run: dict, page_size: int = 24, columns: int = 8, thumb: int = 80):
+    def __init__(self, run: Run, page_size: int = 24, columns: int = 8, thumb: int = 80):
         self.run = run
-        names = list(run["class_names"])
-        self.y_true = np.asarray(run["labels"])
-        probs = np.asarray(run["probabilities"])
-        self.y_pred, self.confidence = probs.argmax(axis=1), probs.max(axis=1)
+        names = list(run.class_names)
+        self.y_true = run.labels
+        self.y_pred, self.confidence = run.predictions, run.probabilities.max(axis=1)
         pairs = [(t, p) for t in range(len(names)) for p in range(len(names)) if t != p]
         worst = max(pairs, key=lambda tp: self.count(*tp)) if pairs else (0, 0)
         self.true = W.Dropdown(options=names, value=names[worst[0]], description="true")
@@ -273,4 +270,4 @@ class ErrorBrowser(_Displayed):
     def refresh(self) -> None:
         idx = self.indices()
         self.pager.show(idx.tolist(), [f"{self.confidence[i]:.0%} #{i}" for i in idx],
-                        lambda i: run_image(self.run, i, self.pager.thumb))
+                        lambda i: self.run.images[i])

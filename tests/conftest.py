@@ -44,3 +44,22 @@ def real_data_dir():
     if not value or not (Path(value) / "medmnist" / "bloodmnist.npz").is_file():
         pytest.skip("real data: set BLOODCELLS_DATA_DIR to a folder with medmnist/bloodmnist.npz")
     return Path(value)
+
+
+@pytest.fixture(scope="session")
+def make_run():
+    """Build a :class:`bloodcells.runs.Run` from labels and probabilities (blank 8-pixel images
+    unless given), as both labs' readers see one; ``folder`` writes it there too."""
+    from bloodcells import runs
+
+    def make(labels, probabilities, class_names, folder=None, metrics=None, images=None, **extra):
+        labels = np.asarray(labels)
+        images = np.zeros((len(labels), 8, 8, 3), np.uint8) if images is None else images
+        run = runs.Run(probabilities, labels, class_names, images, metrics or {"model": "m", "dataset": "d"},
+                       extra.pop("params", {}), extra.pop("history", {}), **extra)
+        if folder is not None:
+            Path(folder).mkdir(parents=True, exist_ok=True)
+            runs.write(folder, run)
+            run.folder = Path(folder)
+        return run
+    return make

@@ -11,7 +11,7 @@ import pytest
 from bloodcells.data import load_npz
 from bloodcells.data.synthetic import write_bloodmnist_like
 from bloodcells.models import cnn
-from bloodcells.runs import load_run
+from bloodcells import runs
 
 
 @pytest.fixture(scope="module")
@@ -121,9 +121,9 @@ def test_run_folder_is_complete_and_model_reloads(small, tmp_path):
     reloaded = keras.models.load_model(folder / "model.keras")
     np.testing.assert_allclose(cnn.predict_proba(reloaded, small.images["test"]),
                                cnn.predict_proba(result.model, small.images["test"]), atol=1e-6)
-    run = load_run(folder)  # what notebook 04 reads, without TensorFlow
-    assert run["class_names"] == small.class_names and run["metrics"]["model"] == "seed"
-    assert run["images"].shape == small.images["test"].shape and len(run["history"]["loss"]) == 2
+    run = runs.load(folder)  # what notebook 04 reads, without TensorFlow
+    assert run.class_names == small.class_names and run.metrics["model"] == "seed"
+    assert np.array_equal(run.images, small.images["test"]) and len(run.history["loss"]) == 2
     second = cnn.run_experiment(small, opts(epochs=1, seed=0), tmp_path, log=False)
     assert second.folder != folder and (folder / "model.keras").is_file()  # never overwritten
 

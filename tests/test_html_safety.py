@@ -5,7 +5,6 @@ import re
 import numpy as np
 
 from bloodcells import labs
-from bloodcells.runs import save_predictions, write_json
 
 ATTACK = "<img src=x onerror=alert(1)>"
 BREAKOUT = "</script><img src=y onerror=alert(2)>"  # would end a script block (saved widget state) early
@@ -16,7 +15,7 @@ def _outside_scripts(page: str) -> str:
     return re.sub(r"<script[^>]*>.*?</script>", "", page, flags=re.S)
 
 
-def test_a_hostile_run_folder_cannot_inject_html_into_notebook_04_or_the_summary(tmp_path):
+def test_a_hostile_run_folder_cannot_inject_html_into_notebook_04_or_the_summary(tmp_path, make_run):
     runs = tmp_path / "runs" / "02_cnn_keras"
     folder = runs / "cnn-seed-1"
     folder.mkdir(parents=True)
@@ -26,12 +25,11 @@ def test_a_hostile_run_folder_cannot_inject_html_into_notebook_04_or_the_summary
     probs = np.full((len(labels), 3), 0.04)
     probs[np.arange(len(labels)), guesses] = 0.92
     names = [f"a{ATTACK}", "b|c", "c"]
-    save_predictions(folder, probs, labels, names, images=rng.integers(0, 255, (len(labels), 28, 28, 3)),
-                     val_probabilities=probs, val_labels=labels)
-    write_json(folder / "metrics.json", {"model": f"m{ATTACK}", "dataset": f"d{BREAKOUT}", "accuracy": 0.4,
-                                         "macro_f1": 0.4, "n_test": len(labels), "n_correct": 12})
-    write_json(folder / "history.json", {"loss": [1.0], "val_loss": [1.0], "accuracy": [0.4], "val_accuracy": [0.4]})
-    write_json(folder / "params.json", {"model": "seed"})
+    make_run(labels, probs, names, folder=folder, images=rng.integers(0, 255, (len(labels), 28, 28, 3)),
+             val_probabilities=probs, val_labels=labels, params={"model": "seed"},
+             metrics={"model": f"m{ATTACK}", "dataset": f"d{BREAKOUT}", "accuracy": 0.4,
+                      "macro_f1": 0.4, "n_test": len(labels), "n_correct": 12},
+             history={"loss": [1.0], "val_loss": [1.0], "accuracy": [0.4], "val_accuracy": [0.4]})
     lab = labs.run(labs.select(["04"]), {"run_dirs": [str(folder)]}, tmp_path / "out", log=lambda *a: None)
     assert lab.ok, lab.failure
     page = (lab.folder / "04_error_analysis.html").read_text()

@@ -52,7 +52,7 @@ def test_white_cells_from_a_bloodmnist_file_are_lossless_seeded_and_not_cropped_
             assert arrays[f"{split}_labels"][int(index), 0] == label
     assert json.loads((folder / prepare.MANIFEST).read_text())["crop"] == 1.0
     split = split_folder(folder)
-    assert split.crop == 1.0 and transfer.crop_for(split, transfer.options()) == 1.0  # already framed
+    assert split.crop == 1.0 and transfer.frame(transfer.options(), split)["crop"] == 1.0  # already framed
 
     again, _ = prepare.wbc5_from_bloodmnist(tmp_path / "b", 64, per_class=10, npz=npz)
     assert ([p.name for p in sorted(again.rglob("*.png"))] == [p.name for p in sorted(folder.rglob("*.png"))])

@@ -85,14 +85,14 @@ def split(tmp_path_factory):
 def test_pipeline_uses_the_switches_and_external_scoring_can_adapt(split):
     options = transfer.options(image_size=32, batch_size=8, epochs_frozen=1, epochs_unfrozen=1, tta=False,
                                stain_jitter=0.1, low_resolution=0.5, standardize_colour=True)
-    learn = transfer.build_learner(split, options)
+    learn = transfer.build_learner(split, transfer.frame(options, split))
     names = [type(t).__name__ for t in learn.dls.train.after_batch.fs]
     assert {"StainJitter", "LowResolution", "StandardizeColour"} <= set(names)
     assert names.index("StandardizeColour") < names.index("Normalize")
     reference = next(t for t in learn.dls.train.after_batch.fs if type(t).__name__ == "StandardizeColour")
     expected = transfer.colour_reference(split.files["train"], 32, 1.0)
     np.testing.assert_allclose(reference.mean.flatten().numpy(), expected[0], rtol=1e-5)
-    plain = transfer.options(image_size=32)
+    plain = transfer.frame(transfer.options(image_size=32), split)
     assert not {"StainJitter", "LowResolution", "StandardizeColour"} & {
         type(t).__name__ for t in transfer.make_dataloaders(split, plain).train.after_batch.fs}
 

@@ -11,8 +11,8 @@ from bloodcells.config import ConfigError
 from bloodcells.data.errors import DataError
 from bloodcells.data.folders import split_folder
 from bloodcells.data.synthetic import write_class_folders
-from bloodcells.models import backbones, transfer
-from bloodcells.runs import load_run
+from bloodcells import runs
+from bloodcells.models import backbones, external_validation, transfer
 
 CLASSES = ["basophil", "eosinophil", "lymphocyte", "monocyte", "neutrophil"]
 SMALL = transfer.options(image_size=48, batch_size=16, epochs_frozen=3, epochs_unfrozen=2, lr_frozen=3e-3, tta=False)
@@ -20,6 +20,10 @@ SMALL = transfer.options(image_size=48, batch_size=16, epochs_frozen=3, epochs_u
 
 def opts(**given):
     return transfer.options(**{**SMALL, **given})
+
+
+def framed(split, **given):
+    return transfer.frame(opts(**given), split)
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +90,7 @@ def _changed(before, module):
 
 
 def test_phase_one_trains_only_the_head_and_phase_two_the_body(split):
-    learn = transfer.build_learner(split, opts())
+    learn = transfer.build_learner(split, framed(split))
     body, head = learn.model[0], learn.model[1]
     body_before, head_before = _snapshot(body), _snapshot(head)
     frozen = transfer.trainable_parameters(learn)
@@ -104,7 +108,7 @@ def test_phase_one_trains_only_the_head_and_phase_two_the_body(split):
 
 def test_phase_two_gives_body_and_head_their_own_rates(split):
     """slice(body, head): the body's parameter group runs at the smaller rate all through the cycle."""
-    learn = transfer.build_learner(split, opts())
+    learn = transfer.build_learner(split, framed(split))
     learn.unfreeze()
     with learn.no_bar():
         learn.fit_one_cycle(1, slice(1e-5, 1e-3), cbs=transfer.keep_best(1, "unfrozen"))
@@ -126,14 +130,15 @@ def test_run_folder_reloads_and_reproduces_predictions(trained, split):
     folder = trained.folder
     for name in ("learner.pkl", "predictions.npz", "history.json", "params.json", "metrics.json"):
         assert (folder / name).is_file(), name
-    run = load_run(folder)
-    assert run["class_names"] == CLASSES
-    assert run["metrics"]["accuracy"] == trained.metrics["accuracy"]
-    assert run["params"]["epochs_run_frozen"] == trained.history["phase"].count(1)
-    assert list(run["files"]) == [str(f.resolve()) for f in split.files["test"]]
-    assert run["params"]["crop"] == 1.0  # the synthetic set is drawn already cropped to the cell
+    run = runs.load(folder)
+    assert run.class_names == CLASSES
+    assert run.metrics["accuracy"] == trained.metrics["accuracy"]
+    assert run.params["epochs_run_frozen"] == trained.history["phase"].count(1)
+    assert run.params["crop"] == 1.0  # the synthetic set is drawn already cropped to the cell
+    assert run.image_names == [str(f.relative_to(split.root)) for f in split.files["test"]]
+    assert run.images.shape == (len(split.files["test"]), opts()["image_size"], opts()["image_size"], 3)
     learn = transfer.load(folder)
-    np.testing.assert_allclose(transfer.predict(learn, run["files"]), run["probabilities"], atol=1e-5)
+    np.testing.assert_allclose(transfer.predict(learn, split.files["test"]), run.probabilities, atol=1e-5)
 
 
 def test_training_runs_channels_last(trained):
@@ -143,8 +148,8 @@ def test_training_runs_channels_last(trained):
 
 
 def test_same_seed_same_training(split):
-    runs = [transfer.train(split, opts(epochs_frozen=1, epochs_unfrozen=1)) for _ in range(2)]
-    assert runs[0].history["val_loss"] == runs[1].history["val_loss"]
+    twice = [transfer.train(split, opts(epochs_frozen=1, epochs_unfrozen=1)) for _ in range(2)]
+    assert twice[0].history["val_loss"] == twice[1].history["val_loss"]
 
 
 def test_external_validation_maps_names_and_reports_the_rest(trained, split, tmp_path):
@@ -153,28 +158,28 @@ def test_external_validation_maps_names_and_reports_the_rest(trained, split, tmp
         shutil.copytree(split.root / ours, external / theirs)
     write_class_folders(tmp_path / "extra", ["platelet"], per_class=4, size=64, seed=9)
     shutil.copytree(tmp_path / "extra" / "platelet", external / "platelet")
-    result = transfer.evaluate_external(trained.model, external)
+    result = external_validation.evaluate(trained.model, external)
     assert result["class_map"] == {"Monocyte": "monocyte", "NEUTROPHIL": "neutrophil"}
     assert result["unmapped"] == {"platelet": 4}
     assert result["n_images"] == 80 and set(result["recall_per_class"]) == {"monocyte", "neutrophil"}
     assert result["accuracy"] > 0.5
     assert result["n_correct"] == round(result["accuracy"] * 80)
 
-    only_mono = transfer.evaluate_external(trained.model, external, class_map={"Monocyte": "monocyte"})
+    only_mono = external_validation.evaluate(trained.model, external, class_map={"Monocyte": "monocyte"})
     assert only_mono["n_images"] == 40 and only_mono["unmapped"] == {"NEUTROPHIL": 40, "platelet": 4}
-    transfer.save_external(trained.folder, "other-lab", only_mono)
-    saved = load_run(trained.folder)["external"]["other-lab"]
+    runs.add_external(trained.folder, "other-lab", only_mono)
+    saved = runs.load(trained.folder).external["other-lab"]
     assert saved["n_images"] == 40 and saved["unmapped"] == {"NEUTROPHIL": 40, "platelet": 4}
     with pytest.raises(ValueError, match="not classes of this model"):
-        transfer.evaluate_external(trained.model, external, class_map={"platelet": "thrombocyte"})
+        external_validation.evaluate(trained.model, external, class_map={"platelet": "thrombocyte"})
     with pytest.raises(DataError, match="does not have"):
-        transfer.evaluate_external(trained.model, external, class_map={"Lymph": "lymphocyte"})
+        external_validation.evaluate(trained.model, external, class_map={"Lymph": "lymphocyte"})
     with pytest.raises(DataError, match="class_map"):
-        transfer.evaluate_external(trained.model, external, class_map={})
+        external_validation.evaluate(trained.model, external, class_map={})
 
 
 def test_lr_finder_suggests_a_rate_and_puts_the_weights_back(split):
-    learn = transfer.build_learner(split, opts())
+    learn = transfer.build_learner(split, framed(split))
     before, scratch = _snapshot(learn.model), learn.path
     suggestion = transfer.find_lr(learn, num_it=8)
     assert 1e-7 < suggestion.valley < 10
@@ -186,7 +191,7 @@ def test_reseed_makes_training_independent_of_earlier_batches(split):
     the same as run_experiment's, which does neither."""
     histories = []
     for look_first in (False, True):
-        learn = transfer.build_learner(split, opts())
+        learn = transfer.build_learner(split, framed(split))
         if look_first:
             learn.dls.train.one_batch()
             transfer.find_lr(learn, num_it=4)
@@ -195,6 +200,17 @@ def test_reseed_makes_training_independent_of_earlier_batches(split):
             learn.fit_one_cycle(1, 1e-3, cbs=transfer.keep_best(1, "frozen"))
         histories.append(transfer.phase_history(learn))
     assert histories[0] == histories[1]
+
+
+def test_the_crop_is_resolved_once_and_named(split, tmp_path):
+    with pytest.raises(ConfigError, match=r"transfer.frame\(options, split\) first"):
+        transfer.build_learner(split, opts())
+    assert transfer.frame(opts(), split).sources["crop"] == "the data folder"  # SYNTHETIC: drawn framed
+    photos = shutil.copytree(split.root, tmp_path / "photos")
+    (photos / "SYNTHETIC.txt").unlink()  # a folder that says nothing about its framing: PBC photos'
+    plain = transfer.frame(opts(), split_folder(photos))
+    assert plain["crop"] == transfer.PHOTO_CROP and plain.sources["crop"] == "PBC photos' framing"
+    assert transfer.frame(opts(crop=0.8), split)["crop"] == 0.8
 
 
 def test_external_framing_is_explicit(trained, split):
@@ -220,7 +236,7 @@ def test_bad_images_and_unwritable_output_fail_before_training(split, tmp_path):
     bad_split = split_folder(broken)
     assert bad_split.class_names == CLASSES
     with pytest.raises(DataError, match=r"2 image file\(s\) cannot be read") as err:
-        transfer.build_learner(bad_split, opts())
+        transfer.build_learner(bad_split, framed(bad_split))
     message = str(err.value)
     assert first.name in message and "notes.jpg" in message and "._cell" not in message
     assert "nothing was trained" in message

@@ -16,7 +16,7 @@ def dataset(tiny_arrays):
 
 
 @pytest.fixture(scope="module")
-def run(dataset):
+def run(dataset, make_run):
     """A run on the test split whose predictions are right except for a known set of images."""
     labels = dataset.labels["test"]
     rng = np.random.default_rng(0)
@@ -24,8 +24,7 @@ def run(dataset):
     probs[np.arange(len(labels)), labels] = 0.93
     wrong = np.flatnonzero(labels == 6)[:5]  # five neutrophils called immature granulocytes
     probs[wrong, 6], probs[wrong, 3] = 0.01, rng.uniform(0.5, 0.99, len(wrong))
-    return {"labels": labels, "probabilities": probs, "class_names": dataset.class_names,
-            "images": dataset.images["test"], "folder": "fake"}
+    return make_run(labels, probs, dataset.class_names, images=dataset.images["test"])
 
 
 def test_class_selector_shows_only_that_class(dataset):
@@ -74,8 +73,8 @@ def test_picking_a_thumbnail_enlarges_it_with_its_prediction(dataset, run):
     assert len(explorer.indices()) == len(dataset.labels["train"])
 
 
-def test_run_from_another_dataset_is_refused(dataset, run):
-    other = {**run, "labels": run["labels"][:-1], "probabilities": run["probabilities"][:-1]}
+def test_run_from_another_dataset_is_refused(dataset, run, make_run):
+    other = make_run(run.labels[:-1], run.probabilities[:-1], run.class_names, images=run.images[:-1])
     with pytest.raises(ValueError, match="not made on this dataset's test split"):
         ImageExplorer(dataset, run=other)
     with pytest.raises(TypeError, match="ImageDataset"):
@@ -94,9 +93,9 @@ def test_explorer_reads_class_folders(wbc_folder):
 def test_error_browser_opens_on_the_worst_cell_and_sorts_by_confidence(run):
     browser = ErrorBrowser(run, page_size=3)
     assert (browser.true.value, browser.predicted.value) == ("neutrophil", "ig")
-    probs = run["probabilities"]
+    probs = run.probabilities
     shown = [k for _ in range(browser.pager.pages) for k in (browser.pager.shown, browser.pager.next.click())[0]]
-    assert len(shown) == 5 and all(run["labels"][i] == 6 for i in shown)
+    assert len(shown) == 5 and all(run.labels[i] == 6 for i in shown)
     assert list(probs[shown, 3]) == sorted(probs[shown, 3], reverse=True)
     assert browser.pager.next.disabled
 
@@ -113,21 +112,32 @@ def test_error_browser_matrix_cell_selects_the_pair(run):
     assert browser.pager.shown == [] and browser.pager.status.value == "no images" and calls == [1]
     browser.true.value = "monocyte"  # a diagonal cell: the correct ones
     browser.predicted.value = "monocyte"
-    assert browser.pager.shown and all(run["labels"][i] == 5 for i in browser.pager.shown)
+    assert browser.pager.shown and all(run.labels[i] == 5 for i in browser.pager.shown)
 
 
-def test_a_saved_run_alone_is_browsable(tmp_path, wbc_folder):
-    from bloodcells.runs import load_run, save_predictions
+def test_a_saved_run_alone_is_browsable_without_its_data(tmp_path, wbc_folder, make_run):
+    import shutil
 
-    split = split_folder(wbc_folder)
+    from bloodcells import runs
+    from bloodcells.models.transfer import view
+
+    data = shutil.copytree(wbc_folder, tmp_path / "data")
+    split = split_folder(data)
     labels = split.labels["test"]
     probs = np.eye(5)[labels] * 0.9 + 0.02
-    save_predictions(tmp_path, probs, labels, split.class_names, files=split.files["test"])
-    explorer = ImageExplorer(load_run(tmp_path), page_size=4)
+    images = view(split.files["test"], 48, 0.5)  # the central half, as a model trained on that crop saw it
+    whole = view(split.files["test"], 48, 1.0)
+    make_run(labels, probs, split.class_names, folder=tmp_path / "run", images=images,
+             image_names=[str(f.relative_to(data)) for f in split.files["test"]])
+    shutil.rmtree(data)  # a run folder copied to another machine: no data folder there
+    explorer = ImageExplorer(runs.load(tmp_path / "run"), page_size=4)
     assert explorer.split.options == ("test",)
     explorer.label.value = "monocyte"
     assert explorer.pager.shown == np.flatnonzero(labels == 3).tolist()[:4]
-    assert "predicted <b>monocyte</b>" in explorer.prediction.value and "file:" in explorer.info.value
+    assert "predicted <b>monocyte</b>" in explorer.prediction.value and "file: monocyte/" in explorer.info.value
+    first = int(np.flatnonzero(labels == 3)[0])
+    shown = explorer.data.image("test", first)
+    assert explorer.selected == first and np.array_equal(shown, images[first]) and not np.array_equal(shown, whole[first])
 
 
 def test_widgets_display_as_their_widget_tree(dataset, run):

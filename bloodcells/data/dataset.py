@@ -9,6 +9,11 @@ import pandas as pd
 SPLITS = ("train", "val", "test")
 
 
+def synthetic_title(name: str, synthetic: bool) -> str:
+    """Every data title the kit shows says SYNTHETIC when the kit drew the images itself."""
+    return f"{name} (SYNTHETIC)" if synthetic else name
+
+
 @dataclass
 class ImageDataset:
     """Images ``(N, H, W, 3) uint8`` and labels ``(N,) int64`` for each split.
@@ -42,7 +47,7 @@ class ImageDataset:
     @property
     def title(self) -> str:
         """Dataset name for plot titles and summaries, flagged when synthetic."""
-        return f"{self.name} (SYNTHETIC)" if self.synthetic else self.name
+        return synthetic_title(self.name, self.synthetic)
 
     def class_counts(self) -> pd.DataFrame:
         """Images per class (rows) and split (columns), with a total column."""

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from bloodcells.data.dataset import ImageDataset
+from bloodcells.data.dataset import ImageDataset, synthetic_title
 from bloodcells.data.errors import DataError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
@@ -37,6 +37,11 @@ class FolderSplit:
     skipped: list[Path]
     synthetic: bool = False
     crop: float | None = None  # the framing the images need, when the folder says (None: unknown)
+
+    @property
+    def title(self) -> str:
+        """The folder's name for titles and run folders, flagged when synthetic."""
+        return synthetic_title(self.root.name, self.synthetic)
 
     def table(self):
         import pandas as pd

@@ -2,19 +2,18 @@
 
 Phase 1 trains a new head on a frozen ImageNet body; phase 2 unfreezes everything and fine-tunes
 with discriminative learning rates (``slice(body, head)``: the body moves more gently). Notebook 03
-writes these steps out in its cells; :func:`train` does the same in one call. Each phase early-stops on validation loss and keeps its best weights.
+writes these steps out in its cells; :func:`train` does the same in one call. Each phase early-stops
+on validation loss and keeps its best weights.
+
 In phase 1 every weight of the body is frozen, batch-norm scales and shifts included (fastai's
 ``train_bn=False``), so no gradient flows into the body and an epoch costs about one forward pass
-per image, cheap on a CPU. The body's batch-norm layers still run in training mode: they normalise
-with batch statistics and re-estimate their running statistics on cell images, so the head learns on
-the same kind of features phase 2 fine-tunes. (Keeping ImageNet's statistics throughout was tried:
-phase 1 scored a little higher, but phase 2's validation loss then jumped about from epoch to epoch
-and it stopped early at 97% validation accuracy.)
+per image, cheap on a CPU. The body's batch-norm layers still run in training mode: they re-estimate
+their statistics on cell images, so the head learns on the kind of features phase 2 fine-tunes
+(docs/lab2-design.md has the measurements behind these choices).
 """
 from __future__ import annotations
 
 import contextlib
-import json
 import random
 import shutil
 import sys
@@ -43,19 +42,18 @@ from torch import nn
 
 from bloodcells import experiment
 from bloodcells.config import LAB2, LAB2_RECIPES, ConfigError, Options
-from bloodcells.data.errors import DataError
-from bloodcells.data.folders import FolderSplit, check_images, discover, read_rgb
+from bloodcells.data.folders import FolderSplit, check_images, read_rgb
 from bloodcells.experiment import RunRecord
 from bloodcells.models import robustness
 from bloodcells.models.backbones import backbone
-from bloodcells.runs import write_json
 from bloodcells.seeding import seed_everything
 
 # PBC photos are 360 pixels with the cell in the middle; BloodMNIST keeps the central 200. Cropping
-# to that before resizing gives the network more pixels per cell at the same cost (linear probe of
-# frozen EfficientNet-Lite0 features on wbc5 at 128 px: 88.8% on whole photos, 96% on the crop).
-# Sets already framed on the cell (SYNTHETIC, BloodMNIST's larger sizes) say so and are not cropped again.
+# to that before resizing gives the network more pixels per cell at the same cost. Sets already
+# framed on the cell (SYNTHETIC, BloodMNIST's larger sizes) say so and are not cropped again.
 PHOTO_CROP = 0.55
+# Test images are stored in a run folder at the model's size, at most this (notebook 04's galleries).
+VIEW_SIZE = 128
 
 
 def options(quick: bool = False, recipe: str = "cpu", **given) -> Options:
@@ -79,16 +77,32 @@ def _cell_pixels(path: str, size: int, crop: float) -> np.ndarray:
 
 
 class ReadCell:
-    """fastai ``get_x``: an item ``[path, label]`` (or ``[path, label, crop]`` for another set's
-    framing) to its centre-cropped, square ``size`` image (a plain class, so an exported learner
-    pickles it)."""
+    """fastai ``get_x``: an item ``[path, label]`` to its centre-cropped, square ``size`` image, or
+    ``[pixels, label]`` already framed and sized (a plain class, so an exported learner pickles it)."""
 
     def __init__(self, size: int, crop: float = 1.0):
         self.size, self.crop = size, crop
 
     def __call__(self, item) -> PILImage:
-        crop = item[2] if len(item) > 2 else self.crop
-        return PILImage.create(_cell_pixels(str(item[0]), self.size, crop))
+        if isinstance(item[0], np.ndarray):
+            return PILImage.create(item[0])
+        return PILImage.create(_cell_pixels(str(item[0]), self.size, self.crop))
+
+
+def reader(learn: Learner) -> ReadCell:
+    """The learner's own image reader (its input size and training framing), which
+    :func:`build_learner` keeps on it; it travels in an exported learner."""
+    if not isinstance(getattr(learn, "reader", None), ReadCell):
+        raise ValueError("this learner was not made by transfer.build_learner (no image reader on it); "
+                         "load a run folder's learner with transfer.load")
+    return learn.reader
+
+
+def view(files, size: int, crop: float) -> np.ndarray:
+    """Images as a model of that size and framing sees them (before augmentation), at most
+    :data:`VIEW_SIZE` pixels: what a run folder stores and galleries show."""
+    return np.stack([read_rgb(f, min(size, VIEW_SIZE), crop) if size > VIEW_SIZE else _cell_pixels(str(f), size, crop)
+                     for f in files])
 
 
 def augmentations(image_size: int) -> list:
@@ -114,10 +128,19 @@ def _train_subset(split: FolderSplit, max_per_class: int | None, seed: int) -> t
     return list(files[keep]), labels[keep]
 
 
-def crop_for(split: FolderSplit, options) -> float:
-    """The options' crop, else the folder's own framing (SYNTHETIC and prepared BloodMNIST sets are
-    already framed: 1.0), else PBC photos' (cropped to the cell)."""
-    return options["crop"] or split.crop or PHOTO_CROP
+def frame(options: Options, split: FolderSplit) -> Options:
+    """The options with the crop resolved, once, for this split: yours, else the folder's own
+    framing (SYNTHETIC and prepared BloodMNIST sets are already framed: 1.0), else PBC photos'."""
+    if options["crop"] is not None:
+        return options
+    crop, source = (split.crop, "the data folder") if split.crop else (PHOTO_CROP, "PBC photos' framing")
+    return Options({**options, "crop": crop}, {**options.sources, "crop": source})
+
+
+def _crop(options) -> float:
+    if options["crop"] is None:
+        raise ConfigError("the crop is not resolved for this data: options = transfer.frame(options, split) first")
+    return options["crop"]
 
 
 def colour_reference(files, size: int, crop: float) -> tuple[list[float], list[float]]:
@@ -128,16 +151,17 @@ def colour_reference(files, size: int, crop: float) -> tuple[list[float], list[f
     return per_image[:, 0].mean(0).tolist(), per_image[:, 1].mean(0).tolist()
 
 
-def make_dataloaders(split: FolderSplit, options, stats=None):
+def make_dataloaders(split: FolderSplit, options, stats=None, read: ReadCell | None = None):
     """fastai DataLoaders over the split's train and val files (the test split stays held out)."""
     train_files, train_labels = _train_subset(split, options["max_train_per_class"], options["seed"])
     items = (_items(train_files, train_labels, split.class_names)
              + _items(split.files["val"], split.labels["val"], split.class_names))
-    size, crop = options["image_size"], crop_for(split, options)
+    size, crop = options["image_size"], _crop(options)
     reference = colour_reference(train_files, size, crop) if options["standardize_colour"] else None
+    read = read or ReadCell(size, crop)
     block = DataBlock(
         blocks=(ImageBlock, CategoryBlock(vocab=list(split.class_names))),
-        get_x=ReadCell(size, crop), get_y=ItemGetter(1),
+        get_x=read, get_y=ItemGetter(1),
         splitter=IndexSplitter(list(range(len(train_files), len(items)))),
         batch_tfms=[*augmentations(size), *robustness.transforms(options, reference),
                     *([Normalize.from_stats(*stats)] if stats else [])],
@@ -157,20 +181,21 @@ def build_learner(split: FolderSplit, options) -> Learner:
     """An ImageNet body plus fastai's head (concat pooling, BN, dropout, two linears), body frozen.
 
     Its ``path`` is a scratch folder for :func:`keep_best`'s checkpoints, removed with the learner."""
-    size, crop = options["image_size"], crop_for(split, options)
+    size, crop = options["image_size"], _crop(options)
     # A bad file fails now, not at scoring; the check fills the decode cache training reads from.
     check_images([f for files in split.files.values() for f in files], read=lambda f: _cell_pixels(str(f), size, crop))
     seed_everything(options["seed"])
     net = backbone(options["backbone"], options["pretrained"])
-    dls = make_dataloaders(split, options, net.stats)
+    read = ReadCell(size, crop)
+    dls = make_dataloaders(split, options, net.stats, read)
     head = create_head(net.n_features, len(split.class_names))
     apply_init(head, nn.init.kaiming_normal_)
-    # Channels-last memory: the layout oneDNN and cuDNN convolve fastest (a training step on 2 CPU
-    # cores: 275 ms instead of 370 ms for EfficientNet-Lite0 at 96 px). Same network; sums run in
+    # Channels-last memory: the layout oneDNN and cuDNN convolve fastest. Same network; sums run in
     # another order, so a seed's result can move by an image or two against the default layout.
     learn = Learner(dls, nn.Sequential(net.body, head), loss_func=CrossEntropyLossFlat(), metrics=accuracy,
                     splitter=body_head_splitter, train_bn=False, cbs=ChannelsLast())
     learn.freeze()
+    learn.reader = read  # predict() reads another set's images at this size, in their own framing
     learn.path = Path(tempfile.mkdtemp(prefix="bloodcells-checkpoints-"))
     weakref.finalize(learn, shutil.rmtree, learn.path, True)
     return learn
@@ -218,8 +243,7 @@ def find_lr(learn: Learner, num_it: int = 100):
 def record(learn: Learner, phases: list[dict], options, split: FolderSplit, seconds: float) -> RunRecord:
     """Both phases' histories (with a ``phase`` column) and the options as the labs' RunRecord."""
     history = {"loss": [], "val_loss": [], "val_accuracy": [], "phase": []}
-    params = {**options, "crop": crop_for(split, options), "dataset": str(split.root),
-              "synthetic": split.synthetic, "class_names": list(split.class_names)}
+    params = {**options, "dataset": split.title, "synthetic": split.synthetic, "class_names": list(split.class_names)}
     for number, (tag, part) in enumerate(zip(("frozen", "unfrozen"), phases), start=1):
         for key, values in part.items():
             history[key] += values
@@ -232,6 +256,7 @@ def record(learn: Learner, phases: list[dict], options, split: FolderSplit, seco
 def train(split: FolderSplit, options) -> RunRecord:
     """Notebook 03's training cells in one call: build, phase 1 on the frozen body, unfreeze,
     phase 2 with discriminative rates, each phase early-stopped with its best weights kept."""
+    options = frame(options, split)
     learn = build_learner(split, options)
     reseed(learn, options["seed"])
     start = time.perf_counter()
@@ -253,7 +278,11 @@ def predict(learn: Learner, files, tta: bool = False, seed: int = 0, crop: float
     ``crop`` frames another set's images its own way (default: the training framing);
     ``adapt_batchnorm`` first re-estimates batch-norm statistics on these images (AdaBN, on a copy)."""
     label = learn.dls.vocab[0]  # unused at inference
-    items = [[str(f), label] if crop is None else [str(f), label, crop] for f in files]
+    if crop is None:
+        items = [[str(f), label] for f in files]
+    else:
+        size = reader(learn).size
+        items = [[_cell_pixels(str(f), size, crop), label] for f in files]
     dl = learn.dls.test_dl(items, with_labels=False, num_workers=0)
     trained = learn.model
     if adapt_batchnorm:
@@ -275,61 +304,19 @@ def evaluate(run: RunRecord, split: FolderSplit) -> dict:
     return experiment.score(
         run, split.labels["test"], probs["test"], split.class_names, val_probabilities=probs["val"],
         model=f"transfer-{p['backbone']}", backbone=p["backbone"], image_size=p["image_size"],
-        dataset=Path(p["dataset"]).name + (" (SYNTHETIC)" if split.synthetic else ""), synthetic=split.synthetic,
+        dataset=split.title, synthetic=split.synthetic,
         tta=p["tta"], epochs_phase1=p["epochs_run_frozen"], epochs_phase2=p["epochs_run_unfrozen"])
 
 
-def evaluate_external(learn: Learner, folder: str | Path, class_map: dict[str, str] | None = None,
-                      tta: bool = False, crop: float = 1.0, adapt_batchnorm: bool = False) -> dict:
-    """Score a trained learner on another labelled class-folder set (another lab, stain, scanner).
-
-    ``class_map`` maps that set's folder names to our class names; without it, folders named like
-    our classes (any case) map to them. Classes that map to nothing are reported with their image
-    counts and left out of the scores, never guessed. ``crop`` is that set's own framing (1.0:
-    its images are already cropped around the cell), resized to the model's image size.
-    ``adapt_batchnorm``: AdaBN, batch-norm statistics re-estimated on that set's images (never its
-    labels), on a copy of the model.
-    """
-    ours = list(learn.dls.vocab)
-    names, files, _ = discover(folder, min_per_class=1)
-    if class_map is None:
-        lookup = {c.lower(): c for c in ours}
-        class_map = {n: lookup[n.lower()] for n in names if n.lower() in lookup}
-    wrong = {k: v for k, v in class_map.items() if v not in ours}
-    if wrong:
-        raise ValueError(f"class_map targets {sorted(set(wrong.values()))} are not classes of this model; "
-                         f"use some of {ours}")
-    missing = sorted(set(class_map) - set(names))
-    if missing:
-        raise DataError(f"class_map names folders {missing} that {folder} does not have; it has {names}")
-    mapped = [(f, ours.index(class_map[n])) for n, group in zip(names, files) if n in class_map for f in group]
-    unmapped = {n: len(group) for n, group in zip(names, files) if n not in class_map}
-    if not mapped:
-        raise DataError(f"none of the classes in {folder} ({names}) map to this model's classes {ours}; "
-                        "pass class_map={their_name: our_name, ...}")
-    paths, labels = [f for f, _ in mapped], np.array([y for _, y in mapped])
-    probs = predict(learn, paths, tta=tta, crop=crop, adapt_batchnorm=adapt_batchnorm)
-    pred = probs.argmax(1)
-    present = sorted(set(labels.tolist()))
-    return {
-        "folder": Path(folder).name, "class_map": class_map, "unmapped": unmapped, "crop": crop,
-        "adapt_batchnorm": adapt_batchnorm,
-        "n_images": len(labels), "n_correct": int((pred == labels).sum()),
-        "accuracy": float((pred == labels).mean()),
-        "balanced_accuracy": float(np.mean([(pred[labels == c] == c).mean() for c in present])),
-        "recall_per_class": {ours[c]: float((pred[labels == c] == c).mean()) for c in present},
-        "support_per_class": {ours[c]: int((labels == c).sum()) for c in present},
-        "files": paths, "labels": labels, "probabilities": probs,
-    }
-
-
 def save_run(run: RunRecord, split: FolderSplit, output_dir="runs") -> Path:
-    """A new run folder: learner.pkl (fastai export), predictions.npz (absolute test file paths, so
-    it reads from any working folder), history, params, metrics."""
+    """A new run folder: learner.pkl (fastai export) and the run, with the test images as the
+    model saw them (cropped) and their names within the data folder."""
+    files = split.files["test"]
     return experiment.save(run, output_dir, f"transfer-{run.params['backbone']}",
                            lambda folder: export(run.model, folder / "learner.pkl"),
                            split.labels["test"], split.class_names, val_labels=split.labels["val"],
-                           files=[Path(f).resolve() for f in split.files["test"]])
+                           images=view(files, run.params["image_size"], run.params["crop"]),
+                           image_names=[str(Path(f).relative_to(split.root)) for f in files])
 
 
 def export(learn: Learner, file: Path) -> None:
@@ -342,16 +329,8 @@ def export(learn: Learner, file: Path) -> None:
         learn.path = scratch
 
 
-def save_external(folder: str | Path, name: str, external: dict) -> Path:
-    """Add an external-validation result to a run folder (``external.json``, one entry per set)."""
-    path = Path(folder) / "external.json"
-    results = json.loads(path.read_text()) if path.is_file() else {}
-    results[name] = {k: v for k, v in external.items() if k not in ("files", "labels", "probabilities")}
-    return write_json(path, results)
-
-
 def load(folder: str | Path) -> Learner:
-    """A run folder's exported learner, ready for :func:`predict` and :func:`evaluate_external`.
+    """A run folder's exported learner, ready for :func:`predict` and :func:`bloodcells.models.external.evaluate`.
 
     The file is a pickle (fastai's format): load only run folders you or your course made."""
     path = Path(folder) / "learner.pkl"
@@ -363,6 +342,7 @@ def load(folder: str | Path) -> Learner:
 def run_experiment(split: FolderSplit, options, output_dir="runs") -> RunRecord:
     """Train both phases, evaluate on the test split, save a new run folder, in one call."""
     experiment.check_output_dir(output_dir)
+    options = frame(options, split)
     run = train(split, options)
     evaluate(run, split)
     save_run(run, split, output_dir)
