@@ -4,12 +4,12 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # nbval runs quick-mode copies of the notebooks (papermill --prepare-only injects the parameters; 02's
-# improved CNN on a 2,000-image subset, as its quick mode trains on every image); a hung or dead kernel
-# still fails the run.
+# improved CNN on a 2,000-image subset, as its quick mode trains on every image). `make test` does not
+# need it: its one pass over the notebooks is the lab runner's (tests/conftest.py, course_run).
 NBVAL := --nbval-lax --nbval-cell-timeout=600 --nbval-kernel-name=python3 -p no:cacheprovider
 NBVAL_DIR := runs/nbval
 
-.PHONY: install lock demo full test lint unit notebooks outputs release lab clean
+.PHONY: install lock demo full test quick-test lint unit notebooks params outputs release lab clean
 
 # The exact tested versions come from constraints.txt (the lock file); pyproject.toml holds the ranges.
 $(STAMP): pyproject.toml constraints.txt
@@ -35,15 +35,22 @@ demo: install  ## the main job: every notebook, quick mode, SYNTHETIC data, into
 full: install  ## every notebook at full length into a new runs/ folder (real data when found; about 40 min on 2 cores)
 	$(VENV)/bin/bloodcells labs run
 
-test: lint unit notebooks  ## the whole suite (notebooks in quick mode; full-length runs are `make full` and benchmarks/)
+test: lint unit  ## the whole suite, each notebook executed once (quick, SYNTHETIC); full length: `make full`, benchmarks/
 
-lint: install  ## ruff over the package, tests, benchmarks and notebooks
+quick-test: install  ## the inner loop, about a minute: everything but training, kernels, browsers
+	$(PY) -m pytest -m "not slow" tests
+
+lint: install  ## ruff over the package, tests, benchmarks and notebooks; the parameters cells against bloodcells.course
 	$(VENV)/bin/ruff check bloodcells tests benchmarks notebooks
+	$(VENV)/bin/bloodcells labs params --check
 
-unit: install  ## unit tests and papermill smoke runs (real data when BLOODCELLS_DATA_DIR is set)
+unit: install  ## every test (real-data checks too when BLOODCELLS_DATA_DIR is set)
 	$(PY) -m pytest tests
 
-notebooks: install  ## the notebooks under nbval, in quick mode on SYNTHETIC data (runs anywhere, offline)
+params: install  ## write each notebook's parameters cell from bloodcells.course
+	$(VENV)/bin/bloodcells labs params
+
+notebooks: install  ## the notebooks under nbval, as a student runs them (quick mode, SYNTHETIC data, offline)
 	rm -rf $(NBVAL_DIR) && mkdir -p $(NBVAL_DIR)
 	for nb in notebooks/[0-9][0-9]_*.ipynb; do \
 	  case $$nb in *02_*) smaller="-p max_train_samples 2000";; *) smaller="";; esac; \

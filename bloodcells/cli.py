@@ -1,4 +1,4 @@
-"""``bloodcells labs list|run|sweep|release|publish`` and ``bloodcells data prepare``: the instructor's command line."""
+"""``bloodcells labs list|params|run|sweep|release|publish`` and ``bloodcells data prepare``: the instructor's command line."""
 from __future__ import annotations
 
 import argparse
@@ -14,11 +14,11 @@ EXTRA_FOR = {"papermill": "instructor", "nbconvert": "instructor", "nbgrader": "
 
 
 def _list(args) -> int:
-    from bloodcells.config import NOTEBOOKS
+    from bloodcells.course import NOTEBOOKS
 
     for nb in labs.notebooks():
         print(nb.stem)
-        declared = NOTEBOOKS.get(nb.name[:2], {})
+        declared = NOTEBOOKS[nb.name[:2]].params if nb.name[:2] in NOTEBOOKS else {}
         for name, spec in labs.parameters(nb).items():
             allowed = declared[name].describe() if name in declared else spec["type"]
             comment = f"  # {spec['help']}" if spec["help"] else ""
@@ -51,6 +51,18 @@ def _positive_number(text: str) -> float:
     if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"expected a number above 0, got {text!r}")
     return value
+
+
+def _params(args) -> int:
+    from bloodcells.course import write_parameters_cells
+
+    differed = write_parameters_cells(labs.select(args.notebooks), check=args.check)
+    if args.check:
+        print("parameters cells differ from bloodcells.course: " + ", ".join(differed) if differed
+              else "every parameters cell matches bloodcells.course")
+        return 1 if differed else 0
+    print("rewrote the parameters cell of: " + (", ".join(differed) or "none (all matched)"))
+    return 0
 
 
 def _run(args) -> int:
@@ -137,6 +149,10 @@ def main(argv: list[str] | None = None) -> int:
     lab_parser = sub.add_parser("labs", help="run the course notebooks as parametrized labs")
     lab_sub = lab_parser.add_subparsers(dest="action", required=True)
     lab_sub.add_parser("list", help="the ordered notebooks and their parameters").set_defaults(func=_list)
+    params_parser = lab_sub.add_parser("params", help="write each notebook's parameters cell from bloodcells.course")
+    params_parser.add_argument("notebooks", nargs="*", help="numbers (02), stems or file names (default: all)")
+    params_parser.add_argument("--check", action="store_true", help="change nothing; exit 1 when a cell differs")
+    params_parser.set_defaults(func=_params)
     run_parser = lab_sub.add_parser("run", help="run notebooks (default: all, in order) into a new run folder")
     run_parser.add_argument("notebooks", nargs="*", help="numbers (02), stems or file names")
     run_parser.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE")

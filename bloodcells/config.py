@@ -1,17 +1,17 @@
 """Each lab's configuration, in one place: its parameters (type, choices, range, help), its recipes
-(the course report's, the kit's CPU lab, quick mode) and the one rule that combines them.
+(the course report's, the kit's CPU lab, quick mode), the data defaults, and the one rule that
+combines them.
 
 **Precedence**, the same for notebooks, ``benchmarks/`` and ``bloodcells labs``: the lab's base
 recipe, then quick mode's changes when ``quick`` is on, then every value the user set. ``None``
-means "not set": the recipe decides. A notebook's ``parameters`` cell mirrors :data:`NOTEBOOKS`
-(papermill needs literals there; a test keeps the two equal), and the lab runner checks every
-``-p`` value against these declarations before anything runs.
+means "not set": the recipe decides. The notebooks' parameters are declared in
+:mod:`bloodcells.course`, which writes each notebook's ``parameters`` cell from them.
 """
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -58,6 +58,7 @@ class Param:
     low: float | None = None  # inclusive
     high: float | None = None  # inclusive
     optional: bool = False  # None is a valid value ("the recipe's", "none given")
+    path: bool = False  # a folder or file: relative to where a command was typed, ~ expanded
 
     def describe(self) -> str:
         kinds = self.kind if isinstance(self.kind, tuple) else (self.kind,)
@@ -175,7 +176,8 @@ LAB2 = Lab(
         "backbone": Param("resnet18", str, "ImageNet body", choices=BACKBONES),
         "pretrained": Param(True, bool, "start from ImageNet weights (False: random weights)"),
         "image_size": Param(224, int, "pixels per side fed to the network", low=32, high=1024),
-        "crop": Param(None, float, "centre crop before resizing; None: the folder's own framing (1.0 for SYNTHETIC and prepared BloodMNIST), else 0.55 for PBC photos",
+        "crop": Param(None, float, "centre crop before resizing; None: the folder's own framing (1.0 for SYNTHETIC "
+                   "and prepared BloodMNIST), else PBC photos' (config.PBC_CROP)",
                    low=0.1, high=1.0, optional=True),
         "batch_size": Param(32, int, "images per step", low=2, high=1024),
         "epochs_frozen": Param(20, int, "phase 1 (frozen body) most epochs", low=1, high=200),
@@ -193,7 +195,8 @@ LAB2 = Lab(
                                 low=0.0, high=1.0),
         "standardize_colour": Param(False, bool, "give every image the training photos' mean colour and contrast"),
         "max_train_per_class": Param(None, int, "cap on training images per class (smoke runs)", low=2, optional=True),
-        "seed": Param(42, int, "random seed (split, weights, augmentation)", low=0),
+        "seed": Param(42, int, "random seed of the weights, augmentation and batch order (the split's is WBC5_SPLIT's)",
+                      low=0),
     },
     recipes={
         # The course report's two-phase recipe (ResNet18 at 224 px on a GPU; 99.47%, 373/375).
@@ -213,41 +216,14 @@ LAB2 = Lab(
 LAB2_RECIPES = {"cpu": ("report", "cpu"), "report": ("report",)}
 
 
-def _from_recipe(lab: Lab, *leave_out: str) -> dict[str, Param]:
-    """A lab's training options as notebook parameters: default ``None``, "the recipe decides"."""
-    return {name: replace(p, default=None, optional=True) for name, p in lab.params.items() if name not in leave_out}
-
-
-_DATA = {
-    "data": Param("auto", str, "'auto': real data if found, else SYNTHETIC; 'real'; 'synthetic'",
-               choices=("auto", "real", "synthetic")),
-    "data_dir": Param(None, str, "folder holding the data (default: $BLOODCELLS_DATA_DIR, data/)", optional=True),
-}
-_OUTPUT = {"output_dir": Param("runs", str, "run folders are created in here")}
-_QUICK = {"quick": Param(False, bool, "quick mode: the lab's few-minute recipe")}
-
-#: Every notebook's parameters, by number: what papermill may set and the runner checks.
-NOTEBOOKS: dict[str, dict[str, Param]] = {
-    "01": {**_DATA, "image_size": Param(28, int, "medmnist's sizes", choices=(28, 64, 128, 224)),
-           "seed": Param(0, int, "random seed", low=0),
-           "examples_per_class": Param(8, int, "images per class in the montage", low=1, high=32)},
-    "02": {**_DATA, "image_size": Param(28, int, "medmnist's sizes", choices=(28, 64, 128)),
-           **_from_recipe(LAB1, "model", "seed"),
-           "seed": Param(0, int, "random seed", low=0), **_OUTPUT, **_QUICK},
-    "03": {**_DATA, "recipe": Param("auto", str, "'cpu': EfficientNet-Lite0 at 128 px; 'report': the report's ResNet18 "
-                                 "at 224 px (a GPU's); 'auto': 'report' on a CUDA GPU, else 'cpu'",
-                                 choices=("auto", "cpu", "report")),
-           **_from_recipe(LAB2, "seed"),
-           "seed": Param(42, int, "random seed (split, weights, augmentation)", low=0),
-           "lr_finder_steps": Param(100, int, "steps of the learning-rate finder (0 skips it)", low=0, high=1000),
-           "external_dir": Param("auto", str, "another lab's class folders; 'auto': external/bccd beside the data "
-                              "if there, else none (SYNTHETIC stand-in on SYNTHETIC data)", optional=True),
-           "external_class_map": Param(None, dict, "{their folder: our class}; None: match names", optional=True),
-           "external_crop": Param(1.0, float, "centre crop of the external images (their framing)", low=0.1, high=1.0),
-           **_OUTPUT, **_QUICK},
-    "04": {"run_dirs": Param(None, list, "run folders to analyse; None: the newest of each model", optional=True),
-           "runs_root": Param("runs", str, "where notebooks 02 and 03 wrote their runs"),
-           "gallery_size": Param(16, int, "mistakes shown per run", low=1, high=100),
-           "calibration_bins": Param(10, int, "bins of the reliability diagram", low=2, high=50),
-           **_OUTPUT},
-}
+# ------------------------------------------------------------------------------ data defaults
+#: Lab 2's split of the white-cell folders: the course report's stratified 70/15/15 with seed 42,
+#: fixed whatever the training seed, so every run is judged on the same 375 test images.
+WBC5_SPLIT = {"fractions": (0.70, 0.15, 0.15), "seed": 42}
+#: PBC photos are 360 pixels with the cell in the middle; BloodMNIST keeps the central 200. Lab 2
+#: crops them so before resizing: more pixels per cell at the same cost.
+PBC_CROP = 0.55
+#: `bloodcells data prepare`: white cells per class drawn for wbc5, and the seed of the draw.
+PREPARE = {"per_class": 500, "seed": 42}
+#: The SYNTHETIC white-cell folder made when no real one is found: cells per class, pixels.
+SYNTHETIC_WBC5 = {"per_class": 60, "size": 96}

@@ -15,13 +15,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bloodcells.config import NOTEBOOKS as NOTEBOOK_PARAMS, ConfigError, load_yaml
+from bloodcells.config import ConfigError, load_yaml
+from bloodcells.course import NOTEBOOKS
 from bloodcells.runs import new_run_dir, write_json
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
-# A notebook that reads others' run folders is skipped when one of those failed.
-DEPENDS_ON = {"04": ("02", "03")}
-PATH_PARAMS = ("data_dir", "output_dir", "external_dir", "runs_root", "run_dirs")
 
 
 class LabError(ValueError):
@@ -104,8 +102,8 @@ def _type_ok(value, declared: str) -> bool:
 
 def _problem(nb: Path, name: str, value, spec: dict) -> str | None:
     """Why ``value`` cannot go to ``nb``'s parameter ``name``: checked against the declaration in
-    :data:`bloodcells.config.NOTEBOOKS` (type, choices, range), else the parameter cell's type."""
-    declared = NOTEBOOK_PARAMS.get(nb.name[:2], {}).get(name)
+    :data:`bloodcells.course.NOTEBOOKS` (type, choices, range), else the parameter cell's type."""
+    declared = NOTEBOOKS[nb.name[:2]].params.get(name) if nb.name[:2] in NOTEBOOKS else None
     if declared is not None:
         try:
             declared.check(name, value)
@@ -138,6 +136,10 @@ def plan(selected: list[Path], values: dict, per_notebook: dict[str, dict] | Non
         raise LabError("\n".join(problems) + f"\nValid parameters per notebook (bloodcells labs list):\n{valid}")
     return {nb: {k: _absolute_paths(k, v) for k, v in {**values, **(per_notebook or {}).get(nb.name[:2], {})}.items()
                  if k in params} for nb, params in declared.items()}
+
+
+#: Parameters that name folders or files (declared with ``path=True``).
+PATH_PARAMS = frozenset(name for nb in NOTEBOOKS.values() for name, p in nb.params.items() if p.path)
 
 
 def _absolute_paths(name: str, value):
@@ -188,7 +190,8 @@ def run(selected: list[Path], values: dict, out: str | Path = "runs", log=print,
     log(f"run folder: {lab.folder}")
     for nb, params in jobs.items():
         number = nb.name[:2]
-        failed_deps = [d for d in DEPENDS_ON.get(number, ()) if lab.results.get(_stem(jobs, d)) not in (None, "ok")]
+        reads = NOTEBOOKS[number].reads_runs_of if number in NOTEBOOKS else ()
+        failed_deps = [d for d in reads if lab.results.get(_stem(jobs, d)) not in (None, "ok")]
         if failed_deps:
             lab.results[nb.stem] = "skipped"
             log(f"[skip] {nb.stem}: depends on failed notebook(s) {failed_deps}")

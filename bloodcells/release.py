@@ -105,18 +105,15 @@ def clean_executed(nb: nbformat.NotebookNode, replacements: dict[str, str]) -> n
     return nb
 
 
-# Lab 1 at full length takes about 10 minutes on 2 cores and is what the report is compared with;
-# in quick mode (2,000 images, 3 epochs) its CNNs stay far below the report's 91.61%.
-PUBLISH_FULL_LENGTH = {"02": {"quick": False}}
-
-
 def publish(notebooks: list[Path], data_dir: str | Path, log=print) -> list[Path]:
-    """Run the notebooks on the real data (quick mode, lab 1 at full length) and store their outputs
+    """Run the notebooks on the real data (quick mode, changed per notebook by its registry entry's
+    ``publish``: lab 1 at full length) and store their outputs
     in place, so a student sees every figure on first open. Only a fully successful run replaces
     anything."""
     import tempfile
 
     from bloodcells import labs
+    from bloodcells.course import NOTEBOOKS
 
     data_dir = Path(data_dir).expanduser().resolve()
     if not (data_dir / "medmnist").is_dir() or not (data_dir / "wbc5").is_dir():
@@ -124,7 +121,7 @@ def publish(notebooks: list[Path], data_dir: str | Path, log=print) -> list[Path
                                 "point --data-dir (or BLOODCELLS_DATA_DIR) at the real data folder")
     with tempfile.TemporaryDirectory() as tmp:
         lab = labs.run(notebooks, {"quick": True, "data": "real", "data_dir": str(data_dir)}, tmp, log=log,
-                       per_notebook=PUBLISH_FULL_LENGTH)
+                       per_notebook={number: nb.publish for number, nb in NOTEBOOKS.items() if nb.publish})
         if not lab.ok:
             raise RuntimeError(f"nothing replaced: {lab.failure}")
         replacements = {str(lab.folder.resolve()): "runs", str(data_dir): "<data>",

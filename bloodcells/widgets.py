@@ -125,7 +125,7 @@ class _Images:
             self.class_names = list(source.class_names)
         elif isinstance(source, ImageDataset):
             self.splits, self.labels = source.splits, source.labels
-            self.files = getattr(source, "files", None) or {}
+            self.files = {}
             self.arrays, self.title = source.images, source.title
             self.class_names = list(source.class_names)
         elif isinstance(source, FolderSplit):
@@ -133,7 +133,7 @@ class _Images:
             self.title = source.title
             self.class_names = list(source.class_names)
         else:
-            raise TypeError("ImageExplorer needs an ImageDataset (open_bloodmnist, open_wbc5, load_folder), "
+            raise TypeError("ImageExplorer needs an ImageDataset (open_bloodmnist), "
                             f"a FolderSplit (split_folder) or a loaded run (runs.load), got {type(source).__name__}")
 
     def image(self, split: str, index: int, size: int | None = None) -> np.ndarray:

@@ -63,3 +63,29 @@ def make_run():
             run.folder = Path(folder)
         return run
     return make
+
+
+#: The suite's one pass over the notebooks: quick mode on SYNTHETIC data (the README's main job),
+#: made smaller still so every notebook runs in a few minutes in all.
+# Lab 1 at batch 32: the improved CNN's batch-norm averages need about a hundred steps to settle.
+COURSE_RUN = {"02": {"max_train_samples": 1000, "epochs": 3, "batch_size": 32},
+              "03": {"max_train_per_class": 12, "image_size": 48, "batch_size": 8, "epochs_frozen": 3,
+                     "lr_frozen": 3e-3, "epochs_unfrozen": 1, "tta": False, "lr_finder_steps": 5}}
+
+
+@pytest.fixture(scope="session")
+def course_settings():
+    """What the suite's lab run sets per notebook on top of quick mode (the one-call runs compare with it)."""
+    return COURSE_RUN
+
+
+@pytest.fixture(scope="session")
+def course_run(tmp_path_factory):
+    """Every notebook executed once, in order, by the kit's runner (papermill), as an instructor's
+    `bloodcells labs run` does; the tests that need executed notebooks read this one run."""
+    from bloodcells import labs
+
+    lab = labs.run(labs.select(None), {"quick": True, "data": "synthetic"}, tmp_path_factory.mktemp("course"),
+                   log=lambda *a: None, per_notebook=COURSE_RUN)
+    assert lab.ok, lab.failure
+    return lab

@@ -20,11 +20,13 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "runs" / "test-artifacts"
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+pytestmark = pytest.mark.slow  # starts JupyterLab and a browser
 
 DEMO = '''\
 import numpy as np
 from bloodcells.data.dataset import ImageDataset
 from bloodcells.data.synthetic import make_bloodmnist_like
+from bloodcells.runs import Run
 from bloodcells.widgets import ErrorBrowser, ImageExplorer
 
 arrays = make_bloodmnist_like(size=28, seed=1, fraction=0.02)
@@ -33,8 +35,7 @@ data = ImageDataset(name="demo", images={s: arrays[s + "_images"] for s in ("tra
                     labels={s: arrays[s + "_labels"].ravel() for s in ("train", "val", "test")},
                     class_names=names, synthetic=True)
 probs = np.random.default_rng(0).dirichlet(np.ones(8) * 0.3, size=len(data.labels["test"]))
-run = {"labels": data.labels["test"], "probabilities": probs, "class_names": names,
-       "images": data.images["test"], "folder": "demo"}
+run = Run(probs, data.labels["test"], names, data.images["test"], {"model": "demo"}, {}, {})
 explorer = ImageExplorer(data, run=run, page_size=8)
 explorer'''
 

@@ -13,6 +13,8 @@ from bloodcells.data.synthetic import write_bloodmnist_like
 from bloodcells.models import cnn
 from bloodcells import runs
 
+pytestmark = pytest.mark.slow  # trains Keras CNNs
+
 
 @pytest.fixture(scope="module")
 def small_file(tmp_path_factory):
@@ -33,6 +35,14 @@ def opts(model="seed", **given):
 def train_history(dataset) -> dict:
     """Two epochs of the improved CNN on 300 images, seed 7: the reproducibility check's run."""
     return cnn.train(dataset, opts("improved", epochs=2, seed=7, max_train_samples=300), log=False).history
+
+
+def test_a_tiny_seeded_run_gives_the_pinned_figures(small):
+    """Golden values: a change that silently alters lab 1's training (data order, augmentation,
+    optimiser, schedule, loss) moves these; update them only for a change meant to do that."""
+    history = train_history(small)
+    np.testing.assert_allclose(history["loss"], [2.0328727, 1.2693740], rtol=1e-4)
+    np.testing.assert_allclose(history["val_loss"], [2.0930040, 2.6762369], rtol=1e-4)
 
 
 @pytest.mark.parametrize("model", cnn.MODELS)

@@ -1,9 +1,11 @@
 """One configuration source per lab: declarations, recipes and the one precedence rule."""
 import ast
+import shutil
+from pathlib import Path
 
 import pytest
 
-from bloodcells import config, labs
+from bloodcells import course, labs
 from bloodcells.config import LAB1, LAB2, ConfigError
 from bloodcells.models import cnn, transfer
 
@@ -58,18 +60,44 @@ def test_bad_values_name_the_parameter_and_what_is_valid(given, message):
     assert next(iter(given)) in str(err.value)
 
 
-def test_notebook_parameter_cells_mirror_the_declarations():
-    """papermill needs literals in each notebook's parameters cell; they must equal config.NOTEBOOKS."""
+def test_notebook_parameter_cells_are_written_from_the_registry(tmp_path):
+    """papermill needs literals in each notebook's parameters cell; `bloodcells labs params` writes
+    them from bloodcells.course, and a cell edited by hand is caught."""
+    assert course.write_parameters_cells(labs.notebooks(), check=True) == []
     for nb in labs.notebooks():
-        declared = config.NOTEBOOKS[nb.name[:2]]
-        cell = labs.parameters(nb)
-        assert set(cell) == set(declared), nb.stem
+        declared = course.NOTEBOOKS[nb.name[:2]].params
+        cell = labs.parameters(nb)  # what papermill reads back
+        assert list(cell) == list(declared), nb.stem
         for name, spec in cell.items():
             assert ast.literal_eval(spec["default"]) == declared[name].default, (nb.stem, name)
             declared[name].check(name, declared[name].default)
+    copy = shutil.copy(labs.select(["02"])[0], tmp_path / "02_copy.ipynb")
+    text = Path(copy).read_text().replace('"epochs = None ', '"epochs = 15 ')
+    assert text != Path(copy).read_text()
+    Path(copy).write_text(text)
+    assert course.write_parameters_cells([Path(copy)], check=True) == ["02_copy"]
+    assert course.write_parameters_cells([Path(copy)]) == ["02_copy"]
+    assert course.write_parameters_cells([Path(copy)], check=True) == []
+
+
+def test_a_parameters_cell_states_the_recipes_values():
+    cell = course.parameters_cell("02")
+    line = next(row for row in cell.splitlines() if row.startswith("epochs = None"))
+    assert "report 15, improved 24, quick seed 3, quick improved 6" in line
+    line = next(row for row in course.parameters_cell("03").splitlines() if row.startswith("image_size = None"))
+    assert "report 224, cpu 128, quick 96" in line
+
+
+def test_a_notebook_hands_on_exactly_its_training_parameters():
+    cell = {name: p.default for name, p in course.NOTEBOOKS["02"].params.items()}
+    namespace = {**cell, "epochs": 4, "seed": 3, "model": "a Keras model made later"}
+    handed = course.given("02", namespace)
+    assert handed["epochs"] == 4 and handed["seed"] == 3 and set(handed) == set(LAB1.params) - {"model"}
+    cell = {name: p.default for name, p in course.NOTEBOOKS["03"].params.items()}
+    assert set(course.given("03", {**cell, "learn": object()})) == set(LAB2.params)  # not recipe, quick, data
 
 
 def test_training_options_of_notebooks_are_the_labs_options():
-    nb02, nb03 = config.NOTEBOOKS["02"], config.NOTEBOOKS["03"]
+    nb02, nb03 = course.NOTEBOOKS["02"].params, course.NOTEBOOKS["03"].params
     assert set(LAB1.params) - {"model"} <= set(nb02) and set(LAB2.params) <= set(nb03)
-    assert nb03["seed"].default == LAB2.params["seed"].default
+    assert nb03["seed"] == LAB2.params["seed"]

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bloodcells.data import DataError, load_folder, split_folder
-from bloodcells.data.folders import read_rgb
+from bloodcells.data import DataError, split_folder
+from bloodcells.data.folders import check_images, read_rgb
 
 
 def test_stratified_70_15_15_split(wbc_folder):
@@ -76,14 +76,11 @@ def test_too_few_per_class(tmp_path):
 def test_unreadable_image(tmp_path):
     root = _make_set(tmp_path / "set", {"a": 8, "b": 8})
     (root / "a" / "broken.jpg").write_bytes(b"not a jpeg")
+    split = split_folder(root, fractions=(0.6, 0.2, 0.2))
     with pytest.raises(DataError, match="cannot read image .*broken.jpg"):
-        load_folder(root, size=8, fractions=(0.6, 0.2, 0.2))
-
-
-def test_load_folder_in_memory(wbc_folder):
-    ds = load_folder(wbc_folder, size=32)
-    assert ds.images["train"].shape == (70, 32, 32, 3) and ds.images["train"].dtype == np.uint8
-    assert ds.synthetic and len(ds.files["test"]) == 15
+        read_rgb(root / "a" / "broken.jpg", 8)
+    with pytest.raises(DataError, match=r"(?s)1 image file\(s\) cannot be read.*broken.jpg"):
+        check_images([f for files in split.files.values() for f in files])
 
 
 def test_centre_crop_keeps_the_middle(tmp_path):

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+pytestmark = pytest.mark.slow  # starts Python processes that import TensorFlow and torch
+
 REPO = Path(__file__).resolve().parents[1]
 
 

@@ -3,8 +3,11 @@ import json
 import re
 
 import numpy as np
+import pytest
 
 from bloodcells import labs
+
+pytestmark = pytest.mark.slow  # runs notebooks in kernels
 
 ATTACK = "<img src=x onerror=alert(1)>"
 BREAKOUT = "</script><img src=y onerror=alert(2)>"  # would end a script block (saved widget state) early

@@ -10,6 +10,8 @@ from bloodcells.data.folders import split_folder
 from bloodcells.data.synthetic import write_class_folders
 from bloodcells.models import robustness, transfer
 
+pytestmark = pytest.mark.slow  # trains fastai learners
+
 CLASSES = ["basophil", "eosinophil", "lymphocyte", "monocyte", "neutrophil"]
 
 

@@ -7,6 +7,8 @@ import pytest
 
 from bloodcells import cli, labs, sweeps
 
+pytestmark = pytest.mark.slow  # runs notebooks in kernels
+
 
 def test_grid_and_runs_expand_over_base():
     spec = {"base": {"quick": True}, "grid": {"seed": [0, 1], "epochs": [2, 3]}, "runs": [{"seed": 9}]}

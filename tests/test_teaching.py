@@ -12,40 +12,35 @@ import papermill
 import pytest
 from papermill.exceptions import PapermillExecutionError
 
-from bloodcells import labs
+from bloodcells import labs, runs
 from bloodcells.release import release, student_edition
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _execute(number: str, out: Path, **params) -> Path:
-    nb = labs.select([number])[0]
-    papermill.execute_notebook(str(nb), str(out / nb.name), parameters={**params, "output_dir": str(out / "runs")},
-                               kernel_name="python3", cwd=str(nb.parent), progress_bar=False)
-    return out / "runs"
+def _run_folder(course_run, notebook: str, prefix: str):
+    """The run folder notebook ``notebook`` wrote in the suite's one lab run."""
+    (folder,) = [f for f in (course_run.folder / notebook).iterdir() if f.name.startswith(prefix)]
+    return runs.load(folder)
 
 
-def _history(runs: Path, prefix: str) -> dict:
-    (folder,) = [f for f in runs.iterdir() if f.name.startswith(prefix)]
-    return json.loads((folder / "history.json").read_text()), json.loads((folder / "metrics.json").read_text())
-
-
-def test_notebook_02_cell_by_cell_equals_run_experiment(tmp_path):
+@pytest.mark.slow
+def test_notebook_02_cell_by_cell_equals_run_experiment(course_run, course_settings, tmp_path):
     from bloodcells.data import open_bloodmnist
     from bloodcells.models import cnn
 
-    runs = _execute("02", tmp_path, data="synthetic", quick=True, max_train_samples=300, epochs=2)
     dataset = open_bloodmnist("synthetic")
     for model in cnn.MODELS:
-        in_cells, metrics = _history(runs, f"cnn-{model}-")
-        one_call = cnn.run_experiment(dataset, cnn.options(model, quick=True, max_train_samples=300, epochs=2),
+        in_cells = _run_folder(course_run, "02_cnn_keras", f"cnn-{model}-")
+        one_call = cnn.run_experiment(dataset, cnn.options(model, quick=True, **course_settings["02"]),
                                       tmp_path / "one-call", log=False)
-        assert len(in_cells["val_loss"]) == 2
-        np.testing.assert_allclose(in_cells["val_loss"], one_call.history["val_loss"], rtol=1e-5)
-        assert metrics["n_correct"] == one_call.metrics["n_correct"], model
+        assert len(in_cells.history["val_loss"]) == course_settings["02"]["epochs"]
+        np.testing.assert_allclose(in_cells.history["val_loss"], one_call.history["val_loss"], rtol=1e-5)
+        assert in_cells.metrics["n_correct"] == one_call.metrics["n_correct"], model
 
 
 @pytest.mark.parametrize("number", ["02", "03"])
+@pytest.mark.slow
 def test_an_unwritable_output_dir_stops_the_notebook_before_training(number, tmp_path):
     (tmp_path / "a-file").write_text("not a folder")
     nb = labs.select([number])[0]
@@ -59,19 +54,20 @@ def test_an_unwritable_output_dir_stops_the_notebook_before_training(number, tmp
                    for c in executed.cells[:failed.value.cell_index + 1])  # nothing was trained
 
 
-def test_notebook_03_cell_by_cell_equals_run_experiment(tmp_path):
+@pytest.mark.slow
+def test_notebook_03_cell_by_cell_equals_run_experiment(course_run, course_settings, tmp_path):
     from bloodcells.data.folders import split_folder
     from bloodcells.data.sources import wbc5_folder
     from bloodcells.models import transfer
 
-    small = dict(max_train_per_class=12, image_size=48, epochs_frozen=2, epochs_unfrozen=1, tta=False)
-    runs = _execute("03", tmp_path, data="synthetic", quick=True, lr_finder_steps=5, external_dir=None, **small)
-    in_cells, metrics = _history(runs, "transfer-")
+    small = {k: v for k, v in course_settings["03"].items() if k != "lr_finder_steps"}
+    in_cells = _run_folder(course_run, "03_transfer_learning_fastai", "transfer-")
     one_call = transfer.run_experiment(split_folder(wbc5_folder("synthetic")), transfer.options(quick=True, **small),
                                        tmp_path / "one-call")
-    assert in_cells["phase"] == [1, 1, 2]
-    np.testing.assert_allclose(in_cells["val_loss"], one_call.history["val_loss"], rtol=1e-4)
-    assert metrics["n_correct"] == one_call.metrics["n_correct"]
+    assert in_cells.history["phase"] == one_call.history["phase"] and set(in_cells.history["phase"]) == {1, 2}
+    np.testing.assert_allclose(in_cells.history["val_loss"], one_call.history["val_loss"], rtol=1e-4)
+    assert in_cells.metrics["n_correct"] == one_call.metrics["n_correct"]
+    assert in_cells.external, "notebook 03 scored its SYNTHETIC stand-in for another lab"
 
 
 def _solution_lines(nb) -> list[str]:
@@ -105,6 +101,7 @@ def test_release_writes_student_and_solution_editions(tmp_path):
         release(labs.notebooks(), tmp_path / "course")
 
 
+@pytest.mark.slow
 def test_student_edition_runs_up_to_its_first_exercise(tmp_path):
     nb = student_edition(nbformat.read(labs.select(["01"])[0], as_version=4))
     path = tmp_path / "01.ipynb"

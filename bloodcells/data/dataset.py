@@ -29,8 +29,6 @@ class ImageDataset:
     class_names: list[str]
     long_names: list[str] = field(default_factory=list)
     synthetic: bool = False
-    source: str = ""
-    files: dict[str, list[str]] | None = None
 
     def __post_init__(self):
         if not self.long_names:

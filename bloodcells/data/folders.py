@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from bloodcells.data.dataset import ImageDataset, synthetic_title
+from bloodcells.config import WBC5_SPLIT
+from bloodcells.data.dataset import synthetic_title
 from bloodcells.data.errors import DataError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
@@ -99,8 +100,9 @@ def discover(root: str | Path, min_per_class: int = 3) -> tuple[list[str], list[
     return [d.name for d in class_dirs], files, skipped
 
 
-def split_folder(root: str | Path, fractions=(0.70, 0.15, 0.15), seed: int = 42) -> FolderSplit:
-    """Stratified train/val/test split of a class-folder set (the white-cell lab's 70/15/15, seed 42)."""
+def split_folder(root: str | Path, fractions=WBC5_SPLIT["fractions"], seed: int = WBC5_SPLIT["seed"]) -> FolderSplit:
+    """Stratified train/val/test split of a class-folder set (by default the white-cell lab's,
+    :data:`bloodcells.config.WBC5_SPLIT`)."""
     from sklearn.model_selection import train_test_split
 
     if len(fractions) != 3 or not np.isclose(sum(fractions), 1) or min(fractions) <= 0:
@@ -188,18 +190,3 @@ def check_images(files, read=read_rgb, limit: int = 20) -> None:
         shown = "\n  ".join(bad[:limit]) + (f"\n  ... and {len(bad) - limit} more" if len(bad) > limit else "")
         raise DataError(f"{len(bad)} image file(s) cannot be read (checked before training):\n  {shown}\n"
                         "Delete or replace them and run again; nothing was trained.")
-
-
-def load_folder(root: str | Path, size: int = 64, fractions=(0.70, 0.15, 0.15), seed: int = 42,
-                name: str | None = None) -> ImageDataset:
-    """A class-folder set in memory, resized to ``size`` square, split as :func:`split_folder`."""
-    split = split_folder(root, fractions, seed)
-    return ImageDataset(
-        name=name or Path(root).name,
-        images={s: np.stack([read_rgb(p, size) for p in files]) for s, files in split.files.items()},
-        labels=split.labels,
-        class_names=split.class_names,
-        synthetic=split.synthetic,
-        source=str(root),
-        files={s: [str(p) for p in files] for s, files in split.files.items()},
-    )

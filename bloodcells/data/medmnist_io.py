@@ -154,7 +154,6 @@ def load_npz(path: str | Path, size: int | None = None, name: str = "BloodMNIST"
         class_names=short,
         long_names=long_names,
         synthetic=synthetic,
-        source=str(path),
     )
 
 

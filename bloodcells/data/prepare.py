@@ -23,13 +23,13 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
+from bloodcells.config import PREPARE
 from bloodcells.data.dataset import SPLITS
 from bloodcells.data.errors import DataError
 from bloodcells.data.folders import IMAGE_SUFFIXES, MANIFEST, WBC5_CLASSES, is_hidden, read_manifest
 from bloodcells.data.medmnist_io import (DataUnavailable, class_names, download, file_name, find_file, load_npz,
                                          source_url)
 
-PER_CLASS, SEED = 500, 42
 PBC_SOURCE = ("the PBC archive (Acevedo et al. 2020), Mendeley Data doi:10.17632/snkd93bnjr.1, CC BY 4.0: "
               "download PBC_dataset_normal_DIB.zip and pass it with --from-pbc")
 BCCD_SOURCE = "github.com/Shenggan/BCCD_Dataset (MIT): clone or unzip it and pass it with --from-bccd"
@@ -94,7 +94,7 @@ def bloodmnist_file(out: Path, size: int, copy: bool = False) -> tuple[Path, boo
     return target, True
 
 
-def wbc5_from_bloodmnist(out: str | Path, size: int = 128, per_class: int = PER_CLASS, seed: int = SEED,
+def wbc5_from_bloodmnist(out: str | Path, size: int = 128, per_class: int = PREPARE["per_class"], seed: int = PREPARE["seed"],
                          npz: str | Path | None = None) -> tuple[Path, bool]:
     """``out/wbc5`` from BloodMNIST's five white-cell classes (all splits pooled), as PNG (lossless)."""
     out = Path(out).expanduser()
@@ -142,8 +142,8 @@ def _pbc_members(source: Path) -> tuple[dict[str, list[str]], object]:
     return groups, read
 
 
-def wbc5_from_pbc(source: str | Path, out: str | Path, per_class: int = PER_CLASS,
-                  seed: int = SEED) -> tuple[Path, bool]:
+def wbc5_from_pbc(source: str | Path, out: str | Path, per_class: int = PREPARE["per_class"],
+                  seed: int = PREPARE["seed"]) -> tuple[Path, bool]:
     """``out/wbc5`` from the PBC archive: the original JPGs, copied byte for byte (the lab crops them)."""
     source, out = Path(source).expanduser(), Path(out).expanduser()
     if not source.exists():

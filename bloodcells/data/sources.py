@@ -6,8 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
+from bloodcells.config import SYNTHETIC_WBC5
 from bloodcells.data.errors import DataError
-from bloodcells.data.folders import WBC5_CLASSES, load_folder, read_rgb
+from bloodcells.data.folders import WBC5_CLASSES, read_rgb
 from bloodcells.data.locations import env_data_dir, kit_data_dir
 from bloodcells.data.medmnist_io import DataUnavailable, load_bloodmnist
 from bloodcells.data.prepare import wbc5_from_bloodmnist
@@ -75,14 +76,8 @@ def wbc5_folder(data: str = "auto", data_dir: str | Path | None = None, size: in
         warnings.warn(message + "\nFalling back to a SYNTHETIC set (data='auto').", stacklevel=2)
     folder = synthetic_cache_dir() / "wbc5"
     if not (folder / "SYNTHETIC.txt").exists():
-        write_class_folders(folder, WBC5_CLASSES, per_class=60, size=96)
+        write_class_folders(folder, WBC5_CLASSES, **SYNTHETIC_WBC5)
     return folder
-
-
-def open_wbc5(data: str = "auto", data_dir: str | Path | None = None, size: int = 64, seed: int = 42):
-    """The white-cell set in memory with the lab's stratified 70/15/15 split."""
-    folder = wbc5_folder(data, data_dir)
-    return load_folder(folder, size=size, seed=seed, name="WBC-5")
 
 
 def pbc_photo(data: str = "auto", data_dir: str | Path | None = None, class_name: str = "neutrophil"):

@@ -41,17 +41,13 @@ from fastai.vision.learner import create_head
 from torch import nn
 
 from bloodcells import experiment
-from bloodcells.config import LAB2, LAB2_RECIPES, ConfigError, Options
+from bloodcells.config import LAB2, LAB2_RECIPES, PBC_CROP, ConfigError, Options
 from bloodcells.data.folders import FolderSplit, check_images, read_rgb
 from bloodcells.experiment import RunRecord
 from bloodcells.models import robustness
 from bloodcells.models.backbones import backbone
 from bloodcells.seeding import seed_everything
 
-# PBC photos are 360 pixels with the cell in the middle; BloodMNIST keeps the central 200. Cropping
-# to that before resizing gives the network more pixels per cell at the same cost. Sets already
-# framed on the cell (SYNTHETIC, BloodMNIST's larger sizes) say so and are not cropped again.
-PHOTO_CROP = 0.55
 # Test images are stored in a run folder at the model's size, at most this (notebook 04's galleries).
 VIEW_SIZE = 128
 
@@ -133,7 +129,7 @@ def frame(options: Options, split: FolderSplit) -> Options:
     framing (SYNTHETIC and prepared BloodMNIST sets are already framed: 1.0), else PBC photos'."""
     if options["crop"] is not None:
         return options
-    crop, source = (split.crop, "the data folder") if split.crop else (PHOTO_CROP, "PBC photos' framing")
+    crop, source = (split.crop, "the data folder") if split.crop else (PBC_CROP, "PBC photos' framing")
     return Options({**options, "crop": crop}, {**options.sources, "crop": source})
 
 
