@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bloodcells.data.dataset import ImageDataset
+
 #: The run folder format; a folder written by an older kit is refused with a message, not a KeyError.
 CONTRACT = 2
 PREDICTIONS = "predictions.npz"  # the arrays: NumPy only
@@ -67,6 +69,12 @@ class Run:
     def predictions(self) -> np.ndarray:
         """Predicted class per test image (the most probable)."""
         return self.probabilities.argmax(axis=1)
+
+    def test_set(self) -> ImageDataset:
+        """The test images with their labels as an image set (for the explorer widget)."""
+        return ImageDataset(name=f"run {self.folder.name if self.folder else self.name}", images={"test": self.images},
+                            labels={"test": self.labels}, class_names=self.class_names,
+                            image_names={"test": self.image_names} if self.image_names else None)
 
     @property
     def name(self) -> str:

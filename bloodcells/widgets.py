@@ -14,8 +14,7 @@ import ipywidgets as W
 import numpy as np
 from PIL import Image
 
-from bloodcells.data.dataset import ImageDataset
-from bloodcells.data.folders import FolderSplit, read_rgb
+from bloodcells.data.dataset import ImageDataset, ImageSet
 from bloodcells.runs import Run
 
 ALL = "all classes"
@@ -112,43 +111,24 @@ def probability_bars(probabilities, class_names, true: int | None = None) -> str
     return "".join(rows)
 
 
-class _Images:
-    """One interface over the kit's image sets: in-memory arrays, a class-folder split, or the test
-    images of a saved run (``runs.load``: the model's view of each test image)."""
+def _image_set(source) -> ImageSet:
+    """The images to browse: an image set as it is, or a saved run's test images."""
+    if isinstance(source, Run):
+        return source.test_set()
+    if isinstance(source, ImageSet):
+        return source
+    raise TypeError("ImageExplorer needs an image set (open_bloodmnist, split_folder) or a loaded run (runs.load), "
+                    f"got {type(source).__name__}")
 
-    def __init__(self, source):
-        if isinstance(source, Run):
-            self.splits, self.labels = ["test"], {"test": source.labels}
-            self.files = {"test": source.image_names} if source.image_names else {}
-            self.arrays = {"test": source.images}
-            self.title = f"run {source.folder.name if source.folder else source.name}"
-            self.class_names = list(source.class_names)
-        elif isinstance(source, ImageDataset):
-            self.splits, self.labels = source.splits, source.labels
-            self.files = {}
-            self.arrays, self.title = source.images, source.title
-            self.class_names = list(source.class_names)
-        elif isinstance(source, FolderSplit):
-            self.splits, self.labels, self.files, self.arrays = list(source.files), source.labels, source.files, None
-            self.title = source.title
-            self.class_names = list(source.class_names)
-        else:
-            raise TypeError("ImageExplorer needs an ImageDataset (open_bloodmnist), "
-                            f"a FolderSplit (split_folder) or a loaded run (runs.load), got {type(source).__name__}")
 
-    def image(self, split: str, index: int, size: int | None = None) -> np.ndarray:
-        if self.arrays is not None:
-            return self.arrays[split][index]
-        return read_rgb(self.files[split][index], size)
-
-    def describe(self, split: str, index: int) -> str:
-        lines = [f"<b>{escape(self.class_names[self.labels[split][index]])}</b>",
-                 f"{escape(self.title)} · {split} image #{index}"]
-        if self.files.get(split):
-            lines.append(f"file: {escape(str(self.files[split][index]))}")
-        if self.arrays is not None:
-            lines.append(f"{'x'.join(map(str, self.arrays[split][index].shape))} pixels")
-        return "<br>".join(lines)
+def _describe(data: ImageSet, split: str, index: int) -> str:
+    lines = [f"<b>{escape(data.class_names[data.labels[split][index]])}</b>",
+             f"{escape(data.title)} · {split} image #{index}"]
+    if (name := data.image_name(split, index)) is not None:
+        lines.append(f"file: {escape(name)}")
+    if isinstance(data, ImageDataset):
+        lines.append(f"{'x'.join(map(str, data.images[split][index].shape))} pixels")
+    return "<br>".join(lines)
 
 
 class ImageExplorer(_Displayed):
@@ -161,7 +141,7 @@ class ImageExplorer(_Displayed):
 
     def __init__(self, source, run: Run | None = None, page_size: int = 24, columns: int = 8, thumb: int = 80,
                  enlarged: int = 224):
-        self.data = _Images(source)
+        self.data = _image_set(source)
         if run is None and isinstance(source, Run):
             run = source
         self.run, self.enlarged_size = run, enlarged
@@ -208,7 +188,7 @@ class ImageExplorer(_Displayed):
             return
         split = self.split.value
         self.enlarged.value = png_bytes(self.data.image(split, index, self.enlarged_size), self.enlarged_size)
-        self.info.value = self.data.describe(split, index)
+        self.info.value = _describe(self.data, split, index)
         if self.run is not None and split == "test":
             probs, names = self.run.probabilities[index], self.run.class_names
             self.prediction.value = (f"predicted <b>{escape(names[int(np.argmax(probs))])}</b> "

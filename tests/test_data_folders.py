@@ -10,7 +10,7 @@ def test_stratified_70_15_15_split(wbc_folder):
     split = split_folder(wbc_folder, seed=42)
     assert split.class_names == ["basophil", "eosinophil", "lymphocyte", "monocyte", "neutrophil"]
     assert {s: len(f) for s, f in split.files.items()} == {"train": 70, "val": 15, "test": 15}
-    assert (split.table()["test"] == 3).all()
+    assert (split.class_counts()["test"] == 3).all()
     all_files = [f for files in split.files.values() for f in files]
     assert len(set(all_files)) == 100  # no image in two splits
     assert split.synthetic
@@ -24,7 +24,7 @@ def test_split_is_deterministic_and_seeded(wbc_folder):
 def test_real_wbc5_split(real_data_dir):
     split = split_folder(real_data_dir / "wbc5")
     assert {s: len(f) for s, f in split.files.items()} == {"train": 1750, "val": 375, "test": 375}
-    assert (split.table()["test"] == 75).all() and not split.synthetic
+    assert (split.class_counts()["test"] == 75).all() and not split.synthetic
 
 
 def _make_set(root, counts):

@@ -8,7 +8,7 @@ from torch import nn
 
 from bloodcells.data.folders import split_folder
 from bloodcells.data.synthetic import write_class_folders
-from bloodcells.models import robustness, transfer
+from bloodcells.models import cell_images, robustness, transfer
 
 pytestmark = pytest.mark.slow  # trains fastai learners
 
@@ -92,11 +92,11 @@ def test_pipeline_uses_the_switches_and_external_scoring_can_adapt(split):
     assert {"StainJitter", "LowResolution", "StandardizeColour"} <= set(names)
     assert names.index("StandardizeColour") < names.index("Normalize")
     reference = next(t for t in learn.dls.train.after_batch.fs if type(t).__name__ == "StandardizeColour")
-    expected = transfer.colour_reference(split.files["train"], 32, 1.0)
+    expected = cell_images.colour_reference(split.files["train"], 32, 1.0)
     np.testing.assert_allclose(reference.mean.flatten().numpy(), expected[0], rtol=1e-5)
     plain = transfer.frame(transfer.options(image_size=32), split)
     assert not {"StainJitter", "LowResolution", "StandardizeColour"} & {
-        type(t).__name__ for t in transfer.make_dataloaders(split, plain).train.after_batch.fs}
+        type(t).__name__ for t in cell_images.make_dataloaders(split, plain).train.after_batch.fs}
 
     stats = [m.running_mean.clone() for m in learn.model.modules() if isinstance(m, nn.BatchNorm2d)]
     files = split.files["test"]

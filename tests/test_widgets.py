@@ -77,7 +77,7 @@ def test_run_from_another_dataset_is_refused(dataset, run, make_run):
     other = make_run(run.labels[:-1], run.probabilities[:-1], run.class_names, images=run.images[:-1])
     with pytest.raises(ValueError, match="not made on this dataset's test split"):
         ImageExplorer(dataset, run=other)
-    with pytest.raises(TypeError, match="ImageDataset"):
+    with pytest.raises(TypeError, match="image set"):
         ImageExplorer(np.zeros((3, 28, 28, 3)))
 
 
@@ -119,7 +119,7 @@ def test_a_saved_run_alone_is_browsable_without_its_data(tmp_path, wbc_folder, m
     import shutil
 
     from bloodcells import runs
-    from bloodcells.models.transfer import view
+    from bloodcells.models.cell_images import view
 
     data = shutil.copytree(wbc_folder, tmp_path / "data")
     split = split_folder(data)

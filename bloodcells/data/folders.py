@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from bloodcells.config import WBC5_SPLIT
-from bloodcells.data.dataset import synthetic_title
+from bloodcells.data.dataset import ImageSet
 from bloodcells.data.errors import DataError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
@@ -28,7 +28,7 @@ def read_manifest(folder: str | Path) -> dict | None:
 
 
 @dataclass
-class FolderSplit:
+class FolderSplit(ImageSet):
     """File paths and integer labels per split, plus the class list and skipped files."""
 
     root: Path
@@ -40,17 +40,15 @@ class FolderSplit:
     crop: float | None = None  # the framing the images need, when the folder says (None: unknown)
 
     @property
-    def title(self) -> str:
-        """The folder's name for titles and run folders, flagged when synthetic."""
-        return synthetic_title(self.root.name, self.synthetic)
+    def name(self) -> str:
+        return self.root.name
 
-    def table(self):
-        import pandas as pd
+    def image(self, split: str, index: int, size: int | None = None) -> np.ndarray:
+        """The file as it is (the whole photo; a model's view is ``cell_images.view``)."""
+        return read_rgb(self.files[split][index], size)
 
-        return pd.DataFrame(
-            {s: np.bincount(y, minlength=len(self.class_names)) for s, y in self.labels.items()},
-            index=pd.Index(self.class_names, name="class"),
-        )
+    def image_name(self, split: str, index: int) -> str:
+        return str(self.files[split][index])
 
 
 def is_hidden(name: str) -> bool:

@@ -11,7 +11,7 @@ import numpy as np
 
 from bloodcells.data.dataset import SPLITS, ImageDataset
 from bloodcells.data.errors import DataError
-from bloodcells.data.locations import env_data_dir, kit_data_dir, medmnist_default_root
+from bloodcells.data.locations import candidates, medmnist_default_root
 from bloodcells.network import online, stall_timeout
 
 FLAG = "bloodmnist"
@@ -58,16 +58,11 @@ def _check_size(size: int) -> None:
 
 
 def candidate_roots(root: str | Path | None = None) -> list[Path]:
-    """Folders searched, in order: the explicit root, $BLOODCELLS_DATA_DIR/medmnist,
-    the kit's data/medmnist, then medmnist's default (~/.medmnist)."""
+    """Folders searched, in order: the explicit root alone; else the kit's search rule
+    (``$BLOODCELLS_DATA_DIR/medmnist``, the kit's ``data/medmnist``), then medmnist's ``~/.medmnist``."""
     if root is not None:
         return [Path(root).expanduser()]
-    roots = []
-    env = env_data_dir()
-    if env is not None:
-        roots.append(env / "medmnist")
-    roots += [kit_data_dir() / "medmnist", medmnist_default_root()]
-    return roots
+    return [*candidates("bloodmnist"), medmnist_default_root()]
 
 
 def find_file(root: str | Path | None = None, size: int = 28) -> Path | None:

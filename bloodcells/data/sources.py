@@ -9,7 +9,7 @@ import numpy as np
 from bloodcells.config import SYNTHETIC_WBC5
 from bloodcells.data.errors import DataError
 from bloodcells.data.folders import WBC5_CLASSES, read_rgb
-from bloodcells.data.locations import env_data_dir, kit_data_dir
+from bloodcells.data.locations import candidates, data_roots
 from bloodcells.data.medmnist_io import DataUnavailable, load_bloodmnist
 from bloodcells.data.prepare import wbc5_from_bloodmnist
 from bloodcells.data.synthetic import load_synthetic_bloodmnist, render_cell, synthetic_cache_dir, write_class_folders
@@ -53,22 +53,18 @@ def wbc5_folder(data: str = "auto", data_dir: str | Path | None = None, size: in
     nothing to build from, a generated set."""
     _check_choice(data)
     if data != "synthetic":
-        if data_dir:  # a folder the user named is the only place to look
-            candidates = [Path(data_dir).expanduser() / "wbc5", Path(data_dir).expanduser()]
-        else:
-            candidates = [env_data_dir() / "wbc5"] if env_data_dir() is not None else []
-            candidates.append(kit_data_dir() / "wbc5")
-        for folder in candidates:
+        folders = candidates("wbc5", data_dir) + ([Path(data_dir).expanduser()] if data_dir else [])
+        for folder in folders:
             subfolders = {p.name for p in folder.iterdir() if p.is_dir()} if folder.is_dir() else set()
             if subfolders and not subfolders & {"medmnist", "wbc5", "external"}:  # class folders, not a data folder
                 return folder
-        root = Path(data_dir).expanduser() if data_dir else (env_data_dir() or kit_data_dir())
+        root = data_roots(data_dir)[0]
         try:
-            print(f"No white-cell folder in {[str(c) for c in candidates]}: building {root / 'wbc5'} once, "
+            print(f"No white-cell folder in {[str(c) for c in folders]}: building {root / 'wbc5'} once, "
                   f"from BloodMNIST {size}x{size} if it can be found or downloaded.")
             return wbc5_from_bloodmnist(root, size)[0]
         except DataUnavailable as exc:
-            message = (f"no white-cell class folder found (looked in {[str(c) for c in candidates]}) and none could "
+            message = (f"no white-cell class folder found (looked in {[str(c) for c in folders]}) and none could "
                        f"be built from BloodMNIST {size}x{size}:\n{exc}\nOr run `bloodcells data prepare --out DIR` "
                        "where BloodMNIST or the PBC archive can be had, and set data_dir or BLOODCELLS_DATA_DIR to DIR")
             if data == "real" or data_dir:  # a folder the user named holds no data: say so, never substitute
@@ -88,14 +84,14 @@ def pbc_photo(data: str = "auto", data_dir: str | Path | None = None, class_name
     BloodMNIST holds small copies). Otherwise, or for ``"synthetic"``, a SYNTHETIC cell of 360 pixels.
     """
     _check_choice(data)
-    roots = [Path(data_dir).expanduser()] if data_dir else [r for r in (env_data_dir(), kit_data_dir()) if r]
-    photos = [p for root in roots for p in sorted((root / "wbc5" / class_name).glob("*.jpg"))[:1]]
+    folders = [folder / class_name for folder in candidates("wbc5", data_dir)]
+    photos = [p for folder in folders for p in sorted(folder.glob("*.jpg"))[:1]]
     for path in photos if data != "synthetic" else []:
         image = read_rgb(path)
         if min(image.shape[:2]) >= 200:
             return image, f"PBC photo {path.name} ({class_name}, {image.shape[1]}x{image.shape[0]})"
     if data == "real":
-        raise DataError(f"no PBC photo of a {class_name} in {[str(r / 'wbc5' / class_name) for r in roots]}; "
+        raise DataError(f"no PBC photo of a {class_name} in {[str(f) for f in folders]}; "
                         "put the PBC photos there (`bloodcells data prepare --from-pbc`) or use data='synthetic'")
     image = render_cell(class_name, 360, np.random.default_rng(0))
     return image, f"{class_name} (SYNTHETIC, 360x360)"
@@ -105,8 +101,9 @@ def external_folder(external_dir: str | Path | None = "auto", data_dir: str | Pa
     """Another lab's labelled white-cell class folders for external validation.
 
     A path must exist (an error otherwise, never a silent skip); ``"auto"`` looks for
-    ``external/bccd`` beside the data (``data_dir``, ``$BLOODCELLS_DATA_DIR``, ``data/``) and
-    returns ``None`` when there is none; ``None`` means no external validation.
+    ``external/bccd`` beside the data (the kit's search rule: ``data_dir`` alone when given, else
+    ``$BLOODCELLS_DATA_DIR``, then ``data/``) and returns ``None`` when there is none; ``None``
+    means no external validation.
     """
     if external_dir is None:
         return None
@@ -116,6 +113,4 @@ def external_folder(external_dir: str | Path | None = "auto", data_dir: str | Pa
             raise DataError(f"external_dir {folder} is not a folder; point it at class folders "
                             "(<class>/*.jpg) from another lab, or set external_dir = None")
         return folder
-    roots = [Path(data_dir).expanduser()] if data_dir else []
-    roots += [r for r in (env_data_dir(), kit_data_dir()) if r is not None]
-    return next((r / "external" / "bccd" for r in roots if (r / "external" / "bccd").is_dir()), None)
+    return next((folder for folder in candidates("bccd", data_dir) if folder.is_dir()), None)

@@ -20,36 +20,29 @@ import sys
 import tempfile
 import time
 import weakref
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import fastai.callback.schedule  # noqa: F401  (adds Learner.fit_one_cycle and lr_find)
 from fastai.callback.channelslast import ChannelsLast
 from fastai.callback.tracker import EarlyStoppingCallback, SaveModelCallback
-from fastai.data.block import CategoryBlock, DataBlock
-from fastai.data.transforms import IndexSplitter, ItemGetter, Normalize
 from fastai.layers import apply_init
 from fastai.learner import Learner, load_learner
 from fastai.losses import CrossEntropyLossFlat
 from fastai.metrics import accuracy
 from fastai.torch_core import params
-from fastai.vision.augment import aug_transforms
-from fastai.vision.core import PILImage
-from fastai.vision.data import ImageBlock
 from fastai.vision.learner import create_head
 from torch import nn
 
 from bloodcells import experiment
 from bloodcells.config import LAB2, LAB2_RECIPES, PBC_CROP, ConfigError, Options
-from bloodcells.data.folders import FolderSplit, check_images, read_rgb
+from bloodcells.data.folders import FolderSplit, check_images
 from bloodcells.experiment import RunRecord
+from bloodcells.runs import RunFolderError
 from bloodcells.models import robustness
 from bloodcells.models.backbones import backbone
+from bloodcells.models.cell_images import ReadCell, cell_pixels, framing, make_dataloaders, view
 from bloodcells.seeding import seed_everything
-
-# Test images are stored in a run folder at the model's size, at most this (notebook 04's galleries).
-VIEW_SIZE = 128
 
 
 def options(quick: bool = False, recipe: str = "cpu", **given) -> Options:
@@ -66,25 +59,6 @@ def options(quick: bool = False, recipe: str = "cpu", **given) -> Options:
     return LAB2.options(quick=quick, base=LAB2_RECIPES[recipe], **given)
 
 
-@lru_cache(maxsize=20_000)
-def _cell_pixels(path: str, size: int, crop: float) -> np.ndarray:
-    """Decode, crop and resize each JPEG once per session: epochs then only pay for augmentation."""
-    return read_rgb(path, size, crop)
-
-
-class ReadCell:
-    """fastai ``get_x``: an item ``[path, label]`` to its centre-cropped, square ``size`` image, or
-    ``[pixels, label]`` already framed and sized (a plain class, so an exported learner pickles it)."""
-
-    def __init__(self, size: int, crop: float = 1.0):
-        self.size, self.crop = size, crop
-
-    def __call__(self, item) -> PILImage:
-        if isinstance(item[0], np.ndarray):
-            return PILImage.create(item[0])
-        return PILImage.create(_cell_pixels(str(item[0]), self.size, self.crop))
-
-
 def reader(learn: Learner) -> ReadCell:
     """The learner's own image reader (its input size and training framing), which
     :func:`build_learner` keeps on it; it travels in an exported learner."""
@@ -94,36 +68,6 @@ def reader(learn: Learner) -> ReadCell:
     return learn.reader
 
 
-def view(files, size: int, crop: float) -> np.ndarray:
-    """Images as a model of that size and framing sees them (before augmentation), at most
-    :data:`VIEW_SIZE` pixels: what a run folder stores and galleries show."""
-    return np.stack([read_rgb(f, min(size, VIEW_SIZE), crop) if size > VIEW_SIZE else _cell_pixels(str(f), size, crop)
-                     for f in files])
-
-
-def augmentations(image_size: int) -> list:
-    """The report's augmentation: any rotation, both flips, 75-100% crops, perspective warp 0.2,
-    brightness/contrast 0.5, affine and lighting each applied with p=0.75 (on whole batches)."""
-    return aug_transforms(size=image_size, max_rotate=180, do_flip=True, flip_vert=True, min_scale=0.75,
-                          max_zoom=1.0, max_warp=0.2, max_lighting=0.5, p_affine=0.75, p_lighting=0.75)
-
-
-def _items(files, labels, class_names) -> list[list[str]]:
-    # Lists, not tuples: fastai transforms map over tuples element by element.
-    return [[str(f), class_names[int(y)]] for f, y in zip(files, labels)]
-
-
-def _train_subset(split: FolderSplit, max_per_class: int | None, seed: int) -> tuple[list, np.ndarray]:
-    """The train split, optionally capped per class (smoke runs), class-balanced and seeded."""
-    files, labels = np.array(split.files["train"], dtype=object), split.labels["train"]
-    if max_per_class is None:
-        return list(files), labels
-    rng = np.random.default_rng(seed)
-    keep = np.sort(np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:max_per_class]
-                                   for c in range(len(split.class_names))]))
-    return list(files[keep]), labels[keep]
-
-
 def frame(options: Options, split: FolderSplit) -> Options:
     """The options with the crop resolved, once, for this split: yours, else the folder's own
     framing (SYNTHETIC and prepared BloodMNIST sets are already framed: 1.0), else PBC photos'."""
@@ -131,40 +75,6 @@ def frame(options: Options, split: FolderSplit) -> Options:
         return options
     crop, source = (split.crop, "the data folder") if split.crop else (PBC_CROP, "PBC photos' framing")
     return Options({**options, "crop": crop}, {**options.sources, "crop": source})
-
-
-def _crop(options) -> float:
-    if options["crop"] is None:
-        raise ConfigError("the crop is not resolved for this data: options = transfer.frame(options, split) first")
-    return options["crop"]
-
-
-def colour_reference(files, size: int, crop: float) -> tuple[list[float], list[float]]:
-    """The training photos' average per-channel mean and spread, in [0, 1]: the colour that
-    ``standardize_colour`` gives every image."""
-    per_image = np.array([[(p := _cell_pixels(str(f), size, crop).reshape(-1, 3) / 255).mean(0), p.std(0)]
-                          for f in files])
-    return per_image[:, 0].mean(0).tolist(), per_image[:, 1].mean(0).tolist()
-
-
-def make_dataloaders(split: FolderSplit, options, stats=None, read: ReadCell | None = None):
-    """fastai DataLoaders over the split's train and val files (the test split stays held out)."""
-    train_files, train_labels = _train_subset(split, options["max_train_per_class"], options["seed"])
-    items = (_items(train_files, train_labels, split.class_names)
-             + _items(split.files["val"], split.labels["val"], split.class_names))
-    size, crop = options["image_size"], _crop(options)
-    reference = colour_reference(train_files, size, crop) if options["standardize_colour"] else None
-    read = read or ReadCell(size, crop)
-    block = DataBlock(
-        blocks=(ImageBlock, CategoryBlock(vocab=list(split.class_names))),
-        get_x=read, get_y=ItemGetter(1),
-        splitter=IndexSplitter(list(range(len(train_files), len(items)))),
-        batch_tfms=[*augmentations(size), *robustness.transforms(options, reference),
-                    *([Normalize.from_stats(*stats)] if stats else [])],
-    )
-    seed_everything(options["seed"])
-    # num_workers=0: the cache lives in this process, and the order is reproducible.
-    return block.dataloaders(items, bs=options["batch_size"], num_workers=0)
 
 
 def body_head_splitter(model: nn.Sequential) -> list:
@@ -177,9 +87,9 @@ def build_learner(split: FolderSplit, options) -> Learner:
     """An ImageNet body plus fastai's head (concat pooling, BN, dropout, two linears), body frozen.
 
     Its ``path`` is a scratch folder for :func:`keep_best`'s checkpoints, removed with the learner."""
-    size, crop = options["image_size"], _crop(options)
+    size, crop = options["image_size"], framing(options)
     # A bad file fails now, not at scoring; the check fills the decode cache training reads from.
-    check_images([f for files in split.files.values() for f in files], read=lambda f: _cell_pixels(str(f), size, crop))
+    check_images([f for files in split.files.values() for f in files], read=lambda f: cell_pixels(str(f), size, crop))
     seed_everything(options["seed"])
     net = backbone(options["backbone"], options["pretrained"])
     read = ReadCell(size, crop)
@@ -278,7 +188,7 @@ def predict(learn: Learner, files, tta: bool = False, seed: int = 0, crop: float
         items = [[str(f), label] for f in files]
     else:
         size = reader(learn).size
-        items = [[_cell_pixels(str(f), size, crop), label] for f in files]
+        items = [[cell_pixels(str(f), size, crop), label] for f in files]
     dl = learn.dls.test_dl(items, with_labels=False, num_workers=0)
     trained = learn.model
     if adapt_batchnorm:
@@ -332,7 +242,11 @@ def load(folder: str | Path) -> Learner:
     path = Path(folder) / "learner.pkl"
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found; train with notebook 03 (or run_experiment) first")
-    return load_learner(path)
+    try:
+        return load_learner(path)
+    except (AttributeError, ModuleNotFoundError) as exc:  # a class the pickle names has moved or gone
+        raise RunFolderError(f"{path} was exported by another version of the kit ({exc}); re-run notebook 03 "
+                             "to train a learner this version loads") from None
 
 
 def run_experiment(split: FolderSplit, options, output_dir="runs") -> RunRecord:
