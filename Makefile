@@ -58,14 +58,14 @@ notebooks: install  ## the notebooks under nbval, as a student runs them (quick 
 	    "$(NBVAL_DIR)/$$(basename $$nb)" 2>/dev/null || exit 1; done
 	env -u BLOODCELLS_DATA_DIR $(PY) -m pytest $(NBVAL) $(NBVAL_DIR)
 
-outputs: install  ## re-run every notebook (quick mode, real data in $BLOODCELLS_DATA_DIR) and store its outputs
+outputs: install  ## re-run every notebook (quick mode, real data in $BLOODCELLS_DATA_DIR), store its outputs and student edition
 	$(VENV)/bin/bloodcells labs publish
 
 release: install  ## student and solution editions into release/ (nbgrader); OUT=folder to choose another
 	$(VENV)/bin/bloodcells labs release --out $(or $(OUT),release)
 
-lab: install  ## JupyterLab on the notebooks
-	$(VENV)/bin/jupyter lab notebooks
+lab: install  ## JupyterLab on the student edition (notebooks/student); instructors: jupyter lab notebooks
+	$(VENV)/bin/jupyter lab notebooks/student
 
 clean:  ## remove run folders and generated synthetic data (not .venv, not downloads)
 	rm -rf runs notebooks/runs data/synthetic

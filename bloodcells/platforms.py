@@ -22,15 +22,18 @@ if "google.colab" in sys.modules:
                     "bloodcells @ git+https://github.com/{REPOSITORY}@{BRANCH}"], check=True)'''
 
 
+STUDENT_FOLDER = "notebooks/student"  # where students open the course: the student edition
+
+
 def colab_badge(notebook: str) -> str:
-    """Markdown for an "Open in Colab" badge of ``notebooks/<notebook>``."""
-    url = f"https://colab.research.google.com/github/{REPOSITORY}/blob/{BRANCH}/notebooks/{notebook}"
+    """Markdown for an "Open in Colab" badge of the student edition of ``notebook``."""
+    url = f"https://colab.research.google.com/github/{REPOSITORY}/blob/{BRANCH}/{STUDENT_FOLDER}/{notebook}"
     return f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({url})"
 
 
 def binder_badge() -> str:
-    """Markdown for a Binder badge that opens JupyterLab on the notebooks."""
-    url = f"https://mybinder.org/v2/gh/{REPOSITORY}/{BRANCH}?urlpath=lab/tree/notebooks"
+    """Markdown for a Binder badge that opens JupyterLab on the student edition."""
+    url = f"https://mybinder.org/v2/gh/{REPOSITORY}/{BRANCH}?urlpath=lab/tree/{STUDENT_FOLDER}"
     return f"[![Binder](https://mybinder.org/badge_logo.svg)]({url})"
 
 

@@ -1,10 +1,12 @@
 """Student and solution editions of the course notebooks, made with nbgrader's own preprocessors.
 
-The notebooks in ``notebooks/`` are the instructor's source: exercises in nbgrader's markup
-(solution code between ``### BEGIN SOLUTION`` and ``### END SOLUTION``, written answers in
-solution cells, locked autograded test cells). ``bloodcells labs release --out DIR`` writes
-``DIR/solutions/`` (the notebooks as they are) and ``DIR/student/`` (solutions replaced by a
-placeholder, hidden tests removed, outputs of exercise cells cleared, test cells locked).
+The notebooks in ``notebooks/`` are the instructor's source and the solution edition: exercises in
+nbgrader's markup (solution code between ``### BEGIN SOLUTION`` and ``### END SOLUTION``, written
+answers in solution cells, locked autograded tests with hidden parts). The student edition
+(solutions replaced by a placeholder, hidden tests removed, outputs of exercise cells cleared, test
+cells locked, the lesson's figures kept) ships in ``notebooks/student/``, where every student entry
+point opens; ``bloodcells labs publish`` rewrites it with the outputs, and ``bloodcells labs
+release --out DIR`` writes both editions into a new folder for a class.
 """
 from __future__ import annotations
 
@@ -47,6 +49,28 @@ def student_edition(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
         if cell.cell_type == "code" and _exercise_cell(cell):
             cell.outputs, cell.execution_count = [], None
     return student
+
+
+def student_path(notebook: Path) -> Path:
+    """Where a notebook's student edition ships: ``student/`` beside it."""
+    return notebook.parent / "student" / notebook.name
+
+
+def write_student_editions(notebooks: list[Path]) -> list[Path]:
+    """Write each notebook's student edition to :func:`student_path`, each in full before any
+    shipped one is replaced (renames on one file system)."""
+    staged = {student_path(nb): student_path(nb).with_name(f".{nb.name}.new") for nb in notebooks}
+    try:
+        for nb, new in zip(notebooks, staged.values()):
+            new.parent.mkdir(exist_ok=True)
+            nbformat.write(student_edition(nbformat.read(nb, as_version=4)), new)
+    except BaseException:
+        for new in staged.values():
+            new.unlink(missing_ok=True)
+        raise
+    for target, new in staged.items():
+        new.replace(target)
+    return list(staged)
 
 
 def release(notebooks: list[Path], out: str | Path) -> dict[str, dict[str, int]]:
@@ -107,7 +131,7 @@ def clean_executed(nb: nbformat.NotebookNode, replacements: dict[str, str]) -> n
 
 def publish(notebooks: list[Path], data_dir: str | Path, log=print) -> list[Path]:
     """Run the notebooks on the real data (quick mode, changed per notebook by its registry entry's
-    ``publish``: lab 1 at full length) and store their outputs
+    ``publish``: lab 1 at full length), store their outputs and rewrite their student editions
     in place, so a student sees every figure on first open. Only a fully successful run replaces
     anything."""
     import tempfile
@@ -136,4 +160,5 @@ def publish(notebooks: list[Path], data_dir: str | Path, log=print) -> list[Path
             raise
         for nb_path, new in staged.items():  # renames on one file system: no space needed, nothing half-written
             new.replace(nb_path)
+    write_student_editions(notebooks)
     return notebooks

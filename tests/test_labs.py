@@ -297,6 +297,7 @@ def test_publish_replaces_every_shipped_notebook_or_none(tmp_path, monkeypatch):
     monkeypatch.setattr(nbformat, "write", real_write)
     release.publish(shipped, data, log=lambda *a: None)
     assert all("new " in p.read_text() and p.read_bytes() != before[p] for p in shipped)
+    assert all("new " in release.student_path(p).read_text() for p in shipped)  # the student editions follow
 
 
 def test_an_out_folder_that_cannot_be_made_is_named(tmp_path, capsys):

@@ -119,6 +119,18 @@ def test_student_edition_runs_up_to_its_first_exercise(tmp_path):
     assert any(o.output_type == "display_data" for c in executed.cells[:failed] for o in c.get("outputs", []))
 
 
+@pytest.mark.parametrize("nb_path", labs.notebooks(), ids=lambda p: p.stem)
+def test_the_student_edition_ships_as_release_makes_it(nb_path):
+    """Students open notebooks/student/ (Colab, Binder, make lab): it must be what `labs release`
+    makes from the solution edition now (`make outputs` rewrites both)."""
+    from bloodcells.release import student_path
+
+    shipped = nbformat.read(student_path(nb_path), as_version=4)
+    assert shipped == student_edition(nbformat.read(nb_path, as_version=4)), \
+        f"{student_path(nb_path)} is stale: run `make outputs` (or bloodcells labs publish)"
+    assert "BEGIN SOLUTION" not in student_path(nb_path).read_text()
+
+
 def _machine_paths() -> list[str]:
     paths = [str(REPO), str(Path.home()), tempfile.gettempdir() + "/"]
     if os.environ.get("BLOODCELLS_DATA_DIR"):
