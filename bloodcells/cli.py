@@ -1,11 +1,11 @@
-"""``bloodcells labs list|params|run|sweep|release|publish`` and ``bloodcells data prepare``: the instructor's command line."""
+"""``bloodcells labs list|params|run|sweep|release|publish|grade`` and ``bloodcells data prepare``: the instructor's command line."""
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
 
-from bloodcells import labs
+from bloodcells import grading, labs
 from bloodcells.runs import RunFolderError
 
 #: The optional dependencies some commands need, and the extra that installs each.
@@ -62,6 +62,19 @@ def _params(args) -> int:
               else "every parameters cell matches bloodcells.course")
         return 1 if differed else 0
     print("rewrote the parameters cell of: " + (", ".join(differed) or "none (all matched)"))
+    return 0
+
+
+def _grade(args) -> int:
+    rows = grading.grade(args.submissions, args.out, labs.select(args.notebooks),
+                         labs.parse_assignments(args.param), timeout=args.timeout, memory_mb=args.memory_mb,
+                         max_output_mb=args.max_output_mb)
+    graded = [r for r in rows if r["status"].startswith("graded")]
+    print(f"\n{len(graded)} of {len(rows)} notebook submissions graded; grades.csv, exercises.csv, summary.csv "
+          f"and feedback/ in {args.out}")
+    for row in rows:
+        if not row["status"].startswith("graded") or ";" in row["status"]:
+            print(f"  {row['student']} {row['notebook']}: {row['status']}")
     return 0
 
 
@@ -167,6 +180,19 @@ def main(argv: list[str] | None = None) -> int:
     release_parser.add_argument("notebooks", nargs="*", help="numbers (02), stems or file names (default: all)")
     release_parser.add_argument("--out", required=True, help="new folder for student/ and solutions/")
     release_parser.set_defaults(func=_release)
+    grade_parser = lab_sub.add_parser("grade", help="autograde a class's notebooks with nbgrader, each in a sandbox")
+    grade_parser.add_argument("submissions", help="folder with one folder per student (or nbgrader's submitted/)")
+    grade_parser.add_argument("notebooks", nargs="*", help="notebooks to grade: numbers (02), stems (default: all)")
+    grade_parser.add_argument("--out", required=True, help="folder for grades.csv, feedback/ and the gradebook")
+    grade_parser.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
+                              help="what the graded notebooks run with (default: quick=true, data=synthetic)")
+    grade_parser.add_argument("--timeout", type=_positive_int, default=grading.CELL_TIMEOUT,
+                              help=f"seconds per cell (default {grading.CELL_TIMEOUT})")
+    grade_parser.add_argument("--memory-mb", type=_positive_int, default=grading.MEMORY_MB,
+                              help=f"memory per kernel (default {grading.MEMORY_MB})")
+    grade_parser.add_argument("--max-output-mb", type=_positive_int, default=grading.MAX_OUTPUT_MB,
+                              help=f"largest file a notebook may write (default {grading.MAX_OUTPUT_MB})")
+    grade_parser.set_defaults(func=_grade)
     publish_parser = lab_sub.add_parser(
         "publish", help="re-run the notebooks (quick, real data) and store their outputs in notebooks/")
     publish_parser.add_argument("notebooks", nargs="*", help="numbers (02), stems or file names (default: all)")
@@ -197,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (labs.LabError, RunFolderError) as exc:
+    except (labs.LabError, RunFolderError, grading.GradingError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except ModuleNotFoundError as exc:
