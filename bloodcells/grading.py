@@ -81,31 +81,6 @@ def find_submissions(folder: Path, stems: list[str]) -> list[Submission]:
     return found
 
 
-def _config(course: Path, timeout: int, memory_mb: int, max_output_mb: int):
-    from traitlets.config import Config
-
-    config = Config()
-    config.CourseDirectory.root = str(course)
-    config.CourseDirectory.db_url = f"sqlite:///{course / 'gradebook.db'}"
-    config.Execute.timeout = timeout
-    config.Execute.interrupt_on_timeout = True
-    config.Execute.kernel_name = "bloodcells-sandbox"
-    config.LimitOutput.max_lines = 200
-    config.LimitOutput.max_traceback = 40
-    return config
-
-
-def _kernelspec(course: Path, memory_mb: int, max_output_mb: int) -> Path:
-    """A kernelspec that starts ipykernel inside :mod:`bloodcells.sandbox`."""
-    folder = course / "jupyter" / "kernels" / "bloodcells-sandbox"
-    folder.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-m", "bloodcells.sandbox", "--memory-mb", str(memory_mb), "--file-mb", str(max_output_mb),
-            "--", sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
-    (folder / "kernel.json").write_text(json.dumps({"argv": argv, "display_name": "bloodcells sandbox",
-                                                    "language": "python"}))
-    return course / "jupyter"
-
-
 def _for_grading(nb: nbformat.NotebookNode, parameters: dict) -> nbformat.NotebookNode:
     """A notebook as it is graded: the grading parameters appended to its parameters cell (so every
     submission runs the class-time setting on the same data, whatever the student set there)."""
