@@ -200,12 +200,14 @@ def _grade_one(course: Path, student: str, timeout: int, memory_mb: int, n_cells
 def _problems_in_run(course: Path, student: str, stem: str, submitted: nbformat.NotebookNode) -> list[str]:
     """What went wrong inside a graded notebook, in words for the status column."""
     notes = []
-    source = nbformat.read(course / "release" / ASSIGNMENT / f"{stem}.ipynb", as_version=4)
-    locked = {c.metadata["nbgrader"]["grade_id"]: c.source for c in source.cells
-              if c.metadata.get("nbgrader", {}).get("locked")}
+    def locked_cells(folder: str) -> dict[str, str]:
+        nb = nbformat.read(course / folder / ASSIGNMENT / f"{stem}.ipynb", as_version=4)
+        return {c.metadata["nbgrader"]["grade_id"]: c.source for c in nb.cells if c.metadata.get("nbgrader", {}).get("locked")}
+
+    released, source = locked_cells("release"), locked_cells("source")  # as handed out, or with the hidden tests
     theirs = {c.metadata.get("nbgrader", {}).get("grade_id"): c.source for c in submitted.cells}
-    missing = sorted(set(locked) - set(theirs))
-    edited = sorted(k for k in set(locked) & set(theirs) if theirs[k] != locked[k])
+    missing = sorted(set(released) - set(theirs))
+    edited = sorted(k for k in set(released) & set(theirs) if theirs[k] not in (released[k], source.get(k)))
     if missing:
         notes.append(f"locked cells deleted: {', '.join(missing)}")
     if edited:
@@ -292,7 +294,9 @@ def grade(submissions: str | Path, out: str | Path, notebooks: list[Path], param
     if out == submissions or submissions in out.parents or out in submissions.parents:
         raise GradingError(f"--out {out} and the submissions {submissions} must not contain one another; "
                            "choose an --out folder beside them")
-    per_notebook = labs.plan(notebooks, {**GRADING_PARAMETERS, **(parameters or {})})  # checked before anything runs
+    declared = {name for nb in notebooks for name in labs.parameters(nb)}
+    defaults = {k: v for k, v in GRADING_PARAMETERS.items() if k in declared}  # where a notebook has them
+    per_notebook = labs.plan(notebooks, {**defaults, **(parameters or {})})  # checked before anything runs
     stems = [nb.stem for nb in notebooks]
     students = find_submissions(submissions, stems)
     out.mkdir(parents=True, exist_ok=True)

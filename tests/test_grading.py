@@ -151,3 +151,20 @@ def test_bad_requests_are_refused_before_grading(graded, tmp_path, capsys):
     inside = graded["root"] / "submissions" / "grades"
     assert cli.main(["labs", "grade", str(graded["root"] / "submissions"), "--out", str(inside)]) == 2
     assert "must not contain one another" in capsys.readouterr().err
+
+
+def test_the_course_notebooks_grade_on_nbgrader(tmp_path):
+    """Notebook 01 as the course ships it: its model answers get every autograded point, the
+    untouched student edition none (its stubs raise NotImplementedError)."""
+    import shutil
+
+    from bloodcells import labs
+    from bloodcells.release import student_path
+
+    notebook = labs.select(["01"])[0]
+    for student, path in (("model", notebook), ("blank", student_path(notebook))):
+        (tmp_path / "class" / student).mkdir(parents=True)
+        shutil.copy(path, tmp_path / "class" / student / notebook.name)
+    rows = _by_student(grade(tmp_path / "class", tmp_path / "grades", [notebook], log=lambda *a: None))
+    assert rows["model"]["status"] == "graded" and rows["model"]["auto_score"] == rows["model"]["auto_max"] == 4
+    assert rows["blank"]["auto_score"] == 0 and "NotImplementedError" in rows["blank"]["status"]
