@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 NBVAL := --nbval-lax --nbval-cell-timeout=600 --nbval-kernel-name=python3 -p no:cacheprovider
 NBVAL_DIR := runs/nbval
 
-.PHONY: install lock demo full test quick-test lint unit notebooks params outputs release lab clean
+.PHONY: install lock demo full test quick-test lint unit notebooks params outputs release site lab clean
 
 # The exact tested versions come from constraints.txt (the lock file); pyproject.toml holds the ranges.
 $(STAMP): pyproject.toml constraints.txt
@@ -63,6 +63,9 @@ outputs: install  ## re-run every notebook (quick mode, real data in $BLOODCELLS
 
 release: install  ## student and solution editions into release/ (nbgrader); OUT=folder to choose another
 	$(VENV)/bin/bloodcells labs release --out $(or $(OUT),release)
+
+site: install  ## the course website into site/ (Sphinx + MyST-NB over the shipped student notebooks and docs/; offline)
+	rm -rf site && $(VENV)/bin/sphinx-build -q -b html docs site
 
 lab: install  ## JupyterLab on the student edition (notebooks/student); instructors: jupyter lab notebooks
 	$(VENV)/bin/jupyter lab notebooks/student

@@ -1,6 +1,7 @@
 """Shared fixtures: small synthetic datasets written in the real layouts, and the real data
 folder when BLOODCELLS_DATA_DIR points at one (CI sets it to ../shared/data)."""
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -89,3 +90,29 @@ def course_run(tmp_path_factory):
                    log=lambda *a: None, per_notebook=COURSE_RUN)
     assert lab.ok, lab.failure
     return lab
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """Start headless Chromium under selenium: ``chromium(profile_folder)`` returns a driver. Needs
+    Debian's ``chromium`` and ``chromium-driver`` (``.ci/run`` installs them); without them the test
+    is skipped, unless ``BLOODCELLS_REQUIRE_BROWSER=1`` (CI) makes that a failure."""
+    binary, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (binary and driver):
+        message = "needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)"
+        if os.environ.get("BLOODCELLS_REQUIRE_BROWSER") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+
+    def start(profile: Path):
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+
+        options = webdriver.ChromeOptions()
+        options.binary_location = binary
+        for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                     "--no-first-run", "--window-size=1400,1800", f"--user-data-dir={profile}"):
+            options.add_argument(flag)
+        return webdriver.Chrome(options=options, service=Service(driver))
+    return start

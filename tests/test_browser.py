@@ -1,12 +1,8 @@
-"""The widgets in a real browser: JupyterLab on localhost, driven by headless Chromium.
-
-Needs Debian's ``chromium`` and ``chromium-driver`` (``.ci/run`` installs them). Without them the
-test is skipped, unless ``BLOODCELLS_REQUIRE_BROWSER=1`` (CI) makes that a failure.
-"""
+"""The widgets in a real browser: JupyterLab on localhost, driven by headless Chromium (the
+``chromium`` fixture: skipped without Debian's chromium, a failure in CI)."""
 import json
 import os
 import secrets
-import shutil
 import socket
 import subprocess
 import sys
@@ -19,7 +15,6 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "runs" / "test-artifacts"
-CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 pytestmark = pytest.mark.slow  # starts JupyterLab and a browser
 
 DEMO = '''\
@@ -47,12 +42,7 @@ def _free_port() -> int:
 
 
 @pytest.fixture()
-def lab(tmp_path):
-    if not (CHROMIUM and DRIVER):
-        message = "needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)"
-        if os.environ.get("BLOODCELLS_REQUIRE_BROWSER") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
+def lab(tmp_path, chromium):
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(DEMO),
                                                nbformat.v4.new_code_cell("ErrorBrowser(run, page_size=8)")])
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -82,25 +72,12 @@ def lab(tmp_path):
         server.wait(timeout=30)
 
 
-def _chromium(profile: Path):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--no-first-run", "--window-size=1400,1800", f"--user-data-dir={profile}"):
-        options.add_argument(flag)
-    return webdriver.Chrome(options=options, service=Service(DRIVER))
-
-
-def test_widgets_render_and_react_in_jupyterlab(lab):
+def test_widgets_render_and_react_in_jupyterlab(lab, chromium):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
     url, folder = lab
-    driver = _chromium(folder / "chromium-profile")
+    driver = chromium(folder / "chromium-profile")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     try:
         driver.get(url)
