@@ -65,7 +65,7 @@ release: install  ## student and solution editions into release/ (nbgrader); OUT
 	$(VENV)/bin/bloodcells labs release --out $(or $(OUT),release)
 
 site: install  ## the course website into site/ (Sphinx + MyST-NB over the shipped student notebooks and docs/; offline)
-	rm -rf site && $(VENV)/bin/sphinx-build -q -b html docs site
+	rm -rf site && $(VENV)/bin/sphinx-build -q -b html docs site && rm -rf jupyter_execute  # MyST-NB's scratch copy of the figures
 
 lab: install  ## JupyterLab on the student edition (notebooks/student); instructors: jupyter lab notebooks
 	$(VENV)/bin/jupyter lab notebooks/student
