@@ -39,6 +39,7 @@ def isolate_files(workdir: Path, read_only: list[Path]) -> None:
         mount("-o", "remount,bind,ro", path)
     mount("--bind", str(workdir), str(workdir))
     mount("-o", "remount,bind,rw", str(workdir))
+    os.chdir(workdir)  # the old working folder is the read-only one underneath: enter the writable mount
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -85,6 +85,7 @@ def graded(tmp_path_factory):
     hand_in("ivan", edit=lambda nb: nb.cells.pop(next(i for i, c in enumerate(nb.cells)
                                                       if c.metadata.get("nbgrader", {}).get("grade_id") == "ex1-tests")))
     hand_in("judy", {"ex2-solution": "while True:\n    print('x' * 1000)"})
+    hand_in("lena", {"ex2-solution": "open('notes.txt', 'w').write('mine')\nlargest = int(values.max())"})
     hand_in("kim", {"ex1-solution": f"open({str(source)!r}, 'w').write('hacked')\n"
                                     f"open({str(victim)!r}, 'w').write('hacked')\ntotal = 45"}, layout="nbgrader")
     before = {p: p.read_bytes() for p in (source, victim)}
@@ -100,7 +101,7 @@ def _by_student(rows):
 def test_grades_csv_row_by_row(graded):
     with (graded["out"] / "grades.csv").open() as f:
         rows = _by_student(csv.DictReader(f))
-    assert set(rows) == {"alice", "bob", "carol", "dave", "erin", "frank", "gina", "hank", "ivan", "judy", "kim"}
+    assert set(rows) == {"alice", "bob", "carol", "dave", "erin", "frank", "gina", "hank", "ivan", "judy", "kim", "lena"}
     assert all(set(r) >= {"student", "notebook", "auto_score", "auto_max", "manual_max", "status"} for r in rows.values())
     score = {name: (float(r["auto_score"]) if r["auto_score"] else None) for name, r in rows.items()}
     assert score["alice"] == 3 and rows["alice"]["status"] == "graded"
@@ -115,6 +116,7 @@ def test_grades_csv_row_by_row(graded):
     assert score["ivan"] == 1 and "locked cells deleted: ex1-tests" in rows["ivan"]["status"]  # no test, no points
     assert score["judy"] == 2 and "1 cell(s) failed: over the time limit" in rows["judy"]["status"]
     assert rows["kim"]["status"].startswith("graded")
+    assert score["lena"] == 3 and rows["lena"]["status"] == "graded", "a notebook may write in its own folder"
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox drops to `nobody` only when grading runs as root")
@@ -133,9 +135,9 @@ def test_exercise_table_summary_and_feedback(graded):
         ("ex2-answer", "written answer", "", "1.0")}
     with (out / "summary.csv").open() as f:
         summary = {r["exercise"]: r for r in csv.DictReader(f)}
-    # ex1's test: full marks for alice and judy only (kim's first line was refused: the file system is read-only)
-    assert summary["ex1-tests"]["full_marks"] == "2" and summary["ex1-tests"]["graded"] == "9"
-    assert summary["ex2-tests"]["full_marks"] == "8", "everyone but judy, whose endless print was stopped"
+    # ex1's test: full marks for alice, judy and lena (kim's first line was refused: the file system is read-only)
+    assert summary["ex1-tests"]["full_marks"] == "3" and summary["ex1-tests"]["graded"] == "10"  # with lena
+    assert summary["ex2-tests"]["full_marks"] == "9", "everyone but judy, whose endless print was stopped"
     assert (out / "feedback" / "alice" / "01_tiny.html").read_text().count("ex1-tests") >= 1
 
 
