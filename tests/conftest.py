@@ -116,3 +116,25 @@ def chromium():
             options.add_argument(flag)
         return webdriver.Chrome(options=options, service=Service(driver))
     return start
+
+
+@pytest.fixture(scope="session")
+def write_notebook():
+    """``write_notebook(path, *sources)``: a notebook of code cells, the first tagged ``parameters``."""
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    def write(path, *sources):
+        cells = [new_code_cell(src) for src in sources]
+        cells[0].metadata["tags"] = ["parameters"]
+        nb = new_notebook(cells=cells)
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        nbformat.write(nb, path)
+        return path
+    return write
+
+
+@pytest.fixture(scope="session")
+def kernel_crash():
+    """A cell that kills its own kernel when ``crash`` is true, as the out-of-memory killer does."""
+    return "import os, signal\nif crash:\n    os.kill(os.getpid(), signal.SIGKILL)  # what the OOM killer does"

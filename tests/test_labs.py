@@ -128,24 +128,12 @@ def test_every_notebook_runs_in_order_and_the_summary_names_its_runs(course_run)
     assert len(analysis_csv.read_text().strip().splitlines()) == 1 + 3
 
 
-def _notebook(path, *sources):
-    import nbformat
-    from nbformat.v4 import new_code_cell, new_notebook
-
-    cells = [new_code_cell(src) for src in sources]
-    cells[0].metadata["tags"] = ["parameters"]
-    nb = new_notebook(cells=cells)
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, path)
-    return path
-
-
 @pytest.mark.slow
-def test_failure_names_cell_and_skips_dependants(tmp_path, capsys):
+def test_failure_names_cell_and_skips_dependants(tmp_path, capsys, write_notebook):
     book = tmp_path / "book"
     book.mkdir()
-    failing = _notebook(book / "02_train.ipynb", "epochs = 1", "x = 1", "raise RuntimeError('boom')")
-    reader = _notebook(book / "04_errors.ipynb", "output_dir = 'runs'", "print('should not run')")
+    failing = write_notebook(book / "02_train.ipynb", "epochs = 1", "x = 1", "raise RuntimeError('boom')")
+    reader = write_notebook(book / "04_errors.ipynb", "output_dir = 'runs'", "print('should not run')")
     lab = labs.run([failing, reader], {"epochs": 2}, tmp_path / "out", log=print)
     assert not lab.ok and lab.results == {"02_train": "failed", "04_errors": "skipped"}
     assert "02_train failed in cell" in lab.failure and "RuntimeError: boom" in lab.failure
@@ -154,15 +142,12 @@ def test_failure_names_cell_and_skips_dependants(tmp_path, capsys):
     assert "[skip] 04_errors" in capsys.readouterr().out
 
 
-CRASH = "import os, signal\nif crash:\n    os.kill(os.getpid(), signal.SIGKILL)  # what the OOM killer does"
-
-
 @pytest.mark.slow
-def test_dead_kernel_is_a_failed_row_and_the_run_goes_on(tmp_path):
+def test_dead_kernel_is_a_failed_row_and_the_run_goes_on(tmp_path, write_notebook, kernel_crash):
     book = tmp_path / "book"
     book.mkdir()
-    dying = _notebook(book / "01_dies.ipynb", "crash = False", CRASH)
-    other = _notebook(book / "02_other.ipynb", "output_dir = 'runs'", "print('still runs')")
+    dying = write_notebook(book / "01_dies.ipynb", "crash = False", kernel_crash)
+    other = write_notebook(book / "02_other.ipynb", "output_dir = 'runs'", "print('still runs')")
     lab = labs.run([dying, other], {"crash": True}, tmp_path / "out", log=lambda *a: None)
     assert lab.results == {"01_dies": "failed", "02_other": "ok"}
     assert "DeadKernelError" in lab.failure and "partial output notebook" in lab.failure
@@ -171,14 +156,14 @@ def test_dead_kernel_is_a_failed_row_and_the_run_goes_on(tmp_path):
 
 
 @pytest.mark.slow
-def test_ctrl_c_marks_the_lab_interrupted_with_a_summary(tmp_path, monkeypatch, capsys):
+def test_ctrl_c_marks_the_lab_interrupted_with_a_summary(tmp_path, monkeypatch, capsys, write_notebook):
     import papermill
 
     book = tmp_path / "book"
     book.mkdir()
-    first = _notebook(book / "01_first.ipynb", "seed = 0", "print(seed)")
-    second = _notebook(book / "02_second.ipynb", "seed = 0", "print(seed)")
-    third = _notebook(book / "03_third.ipynb", "seed = 0", "print(seed)")
+    first = write_notebook(book / "01_first.ipynb", "seed = 0", "print(seed)")
+    second = write_notebook(book / "02_second.ipynb", "seed = 0", "print(seed)")
+    third = write_notebook(book / "03_third.ipynb", "seed = 0", "print(seed)")
     real_execute = papermill.execute_notebook
 
     def interrupted_at_the_second(nb, out, **kw):
@@ -197,13 +182,13 @@ def test_ctrl_c_marks_the_lab_interrupted_with_a_summary(tmp_path, monkeypatch, 
 
 
 @pytest.mark.slow
-def test_an_endless_cell_fails_at_the_time_limit_and_the_run_goes_on(tmp_path):
+def test_an_endless_cell_fails_at_the_time_limit_and_the_run_goes_on(tmp_path, write_notebook):
     import time
 
     book = tmp_path / "book"
     book.mkdir()
-    stuck = _notebook(book / "01_stuck.ipynb", "seed = 0", "while True:\n    pass")
-    other = _notebook(book / "02_other.ipynb", "seed = 0", "print('still runs')")
+    stuck = write_notebook(book / "01_stuck.ipynb", "seed = 0", "while True:\n    pass")
+    other = write_notebook(book / "02_other.ipynb", "seed = 0", "print('still runs')")
     start = time.perf_counter()
     lab = labs.run([stuck, other], {}, tmp_path / "out", log=lambda *a: None, timeout=3)
     assert time.perf_counter() - start < 60
@@ -212,10 +197,10 @@ def test_an_endless_cell_fails_at_the_time_limit_and_the_run_goes_on(tmp_path):
 
 
 @pytest.mark.slow
-def test_output_over_the_cap_is_cut_and_a_failed_row(tmp_path):
+def test_output_over_the_cap_is_cut_and_a_failed_row(tmp_path, write_notebook):
     book = tmp_path / "book"
     book.mkdir()
-    chatty = _notebook(book / "01_chatty.ipynb", "seed = 0", "print('x' * 3_000_000)", "print('small')")
+    chatty = write_notebook(book / "01_chatty.ipynb", "seed = 0", "print('x' * 3_000_000)", "print('small')")
     lab = labs.run([chatty], {}, tmp_path / "out", log=lambda *a: None, max_output_mb=1)
     assert lab.results == {"01_chatty": "failed"} and "over the cap of 1 MB" in lab.failure
     executed = lab.folder / "01_chatty.ipynb"
@@ -224,13 +209,13 @@ def test_output_over_the_cap_is_cut_and_a_failed_row(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_failing_html_export_or_full_disk_is_that_notebooks_row(tmp_path, monkeypatch):
+def test_a_failing_html_export_or_full_disk_is_that_notebooks_row(tmp_path, monkeypatch, write_notebook):
     import errno
 
     book = tmp_path / "book"
     book.mkdir()
-    first = _notebook(book / "01_first.ipynb", "seed = 0", "print(seed)")
-    second = _notebook(book / "02_second.ipynb", "seed = 0", "print(seed)")
+    first = write_notebook(book / "01_first.ipynb", "seed = 0", "print(seed)")
+    second = write_notebook(book / "02_second.ipynb", "seed = 0", "print(seed)")
 
     def disk_full_for_the_first(notebook):
         if "01_first" in notebook.name:
@@ -256,7 +241,7 @@ def test_bad_command_line_numbers_are_refused_in_the_kits_words(capsys, tmp_path
 
 
 @pytest.mark.slow
-def test_publish_replaces_every_shipped_notebook_or_none(tmp_path, monkeypatch):
+def test_publish_replaces_every_shipped_notebook_or_none(tmp_path, monkeypatch, write_notebook):
     """A disk that fills while the third new notebook is written leaves all four shipped notebooks as
     they were and no staged file behind; a clean run then replaces all four."""
     import errno
@@ -267,7 +252,7 @@ def test_publish_replaces_every_shipped_notebook_or_none(tmp_path, monkeypatch):
 
     book = tmp_path / "notebooks"
     book.mkdir()
-    shipped = [_notebook(book / f"0{i}_nb.ipynb", "seed = 0", f"print('old {i}')") for i in range(1, 5)]
+    shipped = [write_notebook(book / f"0{i}_nb.ipynb", "seed = 0", f"print('old {i}')") for i in range(1, 5)]
     before = {p: p.read_bytes() for p in shipped}
     data = tmp_path / "data"
     (data / "medmnist").mkdir(parents=True)
@@ -277,7 +262,7 @@ def test_publish_replaces_every_shipped_notebook_or_none(tmp_path, monkeypatch):
         folder = labs.Path(out) / "labs-x"
         folder.mkdir()
         for nb in selected:
-            _notebook(folder / nb.name, "seed = 0", f"print('new {nb.name}')")
+            write_notebook(folder / nb.name, "seed = 0", f"print('new {nb.name}')")
         return labs.LabRun(folder, {nb.stem: "ok" for nb in selected})
 
     monkeypatch.setattr(labs, "run", fake_run)

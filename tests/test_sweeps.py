@@ -116,12 +116,11 @@ def test_sweep_on_a_dask_cluster(tmp_path, capsys):
     _check(folder, pd.read_csv(folder / "comparison.csv"))
 
 
-def test_a_kernel_killed_mid_sweep_leaves_the_other_sets_tabulated(tmp_path):
-    from tests.test_labs import CRASH, _notebook
+def test_a_kernel_killed_mid_sweep_leaves_the_other_sets_tabulated(tmp_path, write_notebook, kernel_crash):
 
     book = tmp_path / "book"
     book.mkdir()
-    _notebook(book / "01_maybe_dies.ipynb", "crash = False\nseed = 0", CRASH, "print(seed)")
+    write_notebook(book / "01_maybe_dies.ipynb", "crash = False\nseed = 0", kernel_crash, "print(seed)")
     spec = {"notebooks": ["01"], "grid": {"crash": [False, True, False], "seed": [5]}}
     folder, table = sweeps.sweep(spec, tmp_path / "out", jobs=2, log=lambda *a: None, notebook_dir=book)
     assert list(table["status"]) == ["ok", "failed", "ok"]
@@ -137,12 +136,11 @@ def _worker_dies_on_crash(selected, values, out, timeout):
     return {"folder": None, "ok": True, "failure": ""}
 
 
-def test_a_dead_worker_process_is_a_failed_row_and_the_table_is_still_written(tmp_path, monkeypatch):
-    from tests.test_labs import _notebook
+def test_a_dead_worker_process_is_a_failed_row_and_the_table_is_still_written(tmp_path, monkeypatch, write_notebook):
 
     book = tmp_path / "book"
     book.mkdir()
-    _notebook(book / "01_n.ipynb", "crash = False\nseed = 0", "print(seed)")
+    write_notebook(book / "01_n.ipynb", "crash = False\nseed = 0", "print(seed)")
     monkeypatch.setattr(sweeps, "_run_one", _worker_dies_on_crash)  # workers are forked: they see it
     spec = {"notebooks": ["01"], "grid": {"crash": [True, False, False, False], "seed": [1]}}
     folder, table = sweeps.sweep(spec, tmp_path / "out", jobs=1, log=lambda *a: None, notebook_dir=book)
