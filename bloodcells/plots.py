@@ -58,7 +58,7 @@ def confusion_heatmaps(y_true, y_pred, class_names: list[str], title: str = ""):
         sns.heatmap(matrix, annot=True, fmt=".2f" if normalize else "d", cmap="Blues", cbar=False,
                     square=True, ax=ax)
         ax.set(xlabel="predicted", ylabel="true", title="share of true class" if normalize else "counts")
-        ax.tick_params(axis="x", rotation=45)
+        plt.setp(ax.get_xticklabels(), rotation=40, ha="right", rotation_mode="anchor")  # long names stay apart
     fig.suptitle(title or "Confusion matrix")
     fig.tight_layout()
     return fig
@@ -84,6 +84,8 @@ def training_curves(history: dict, title: str = "Training curves"):
         if phases and len(set(phases)) > 1:
             ax.axvline(phases.index(phases[-1]) + 0.5, color="black", linestyle=":", label="unfreeze")
         ax.set(xlabel="epoch", ylabel=metric, title=metric)
+        if metric == "loss":  # the first epoch's loss would squash the rest on a linear scale
+            ax.set(yscale="log", title="loss (log scale)")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend()
     fig.suptitle(title)
@@ -143,7 +145,7 @@ def reliability_diagram(table, ece: float, title: str = "Reliability diagram"):
         ax.text(x, y + 0.01, str(count), ha="center", fontsize=7)
     ax.set(xlim=(0, 1), ylim=(0, 1.05), xlabel="confidence (top-1 probability)", ylabel="accuracy",
            title=f"{title}\nECE = {ece:.3f}")
-    ax.legend(loc="upper left")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, frameon=False)  # below: never over a bar
     fig.tight_layout()
     return fig
 

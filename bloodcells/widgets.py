@@ -32,8 +32,12 @@ class _Displayed:
 
     widget: W.Widget
 
+    #: What a reader of a stored notebook (HTML, the course site) sees where the live widget would be.
+    static_text = "An interactive widget: run this notebook in Jupyter to use it."
+
     def _repr_mimebundle_(self, **kwargs):
-        return self.widget._repr_mimebundle_(**kwargs)
+        bundle = self.widget._repr_mimebundle_(**kwargs)
+        return {**bundle, "text/plain": self.static_text}
 
 
 class ThumbnailPager(_Displayed):
@@ -139,6 +143,9 @@ class ImageExplorer(_Displayed):
     ``ImageExplorer(run)`` browses its test images with their predictions.
     """
 
+    static_text = ("[Image explorer: an interactive widget. Run this notebook in Jupyter to browse the images by split "
+                   "and class, enlarge one, and see the probabilities a run gave it.]")
+
     def __init__(self, source, run: Run | None = None, page_size: int = 24, columns: int = 8, thumb: int = 80,
                  enlarged: int = 224):
         self.data = _image_set(source)
@@ -200,6 +207,9 @@ class ImageExplorer(_Displayed):
 class ErrorBrowser(_Displayed):
     """Page through one cell of a run's confusion matrix: the test images of a true class that were
     predicted as another, most confident first. Pick the pair with the drop-downs or a matrix cell."""
+
+    static_text = ("[Error browser: an interactive widget. Run this notebook in Jupyter to pick a cell of the "
+                   "confusion matrix and page through its test images, most confident first.]")
 
     def __init__(self, run: Run, page_size: int = 24, columns: int = 8, thumb: int = 80):
         self.run = run

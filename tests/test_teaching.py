@@ -151,6 +151,10 @@ def test_shipped_notebooks_open_with_real_figures_and_no_machine_paths(nb_path):
     assert "\x08" not in streams and not re.search(r"\r(?!\n)", streams), "progress-bar fragments stored"
     assert "Warning" not in streams, "a library warning is stored in a lesson's output"
     assert "0.00% [0/" not in json.dumps(outputs), "an empty progress bar is stored"
+    assert "Better model found" not in streams, "fastai's checkpoint line breaks the epoch table"
+    widgets = [o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert all("interactive widget" in o["data"]["text/plain"] for o in widgets), \
+        "a widget's static text says what a reader of the stored notebook sees"
 
 
 def _stored_text(nb) -> str:

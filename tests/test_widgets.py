@@ -144,6 +144,7 @@ def test_widgets_display_as_their_widget_tree(dataset, run):
     for shown in (ImageExplorer(dataset, run=run), ErrorBrowser(run)):
         bundle = shown._repr_mimebundle_()
         assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == shown.widget.model_id
+        assert bundle["text/plain"] == shown.static_text and "interactive widget" in shown.static_text
 
 
 def test_pager_alone():

@@ -14,6 +14,7 @@ their statistics on cell images, so the head learns on the kind of features phas
 from __future__ import annotations
 
 import contextlib
+import io
 import random
 import shutil
 import sys
@@ -112,11 +113,20 @@ def trainable_parameters(learn: Learner) -> int:
     return sum(p.numel() for p in learn.model.parameters() if p.requires_grad)
 
 
+class QuietSaveModel(SaveModelCallback):
+    """fastai's SaveModelCallback without its "Better model found at epoch ..." line: the epoch table
+    already shows each validation loss, and the line broke it in two."""
+
+    def after_epoch(self):
+        with contextlib.redirect_stdout(io.StringIO()):
+            super().after_epoch()
+
+
 def keep_best(patience: int, tag: str) -> list:
     """Callbacks for one phase: stop after ``patience`` epochs without a lower validation loss, and
     reload the best epoch's weights at the end (checkpoint ``best-<tag>`` under ``learn.path``)."""
     return [EarlyStoppingCallback(monitor="valid_loss", patience=patience),
-            SaveModelCallback(monitor="valid_loss", fname=f"best-{tag}", with_opt=False)]
+            QuietSaveModel(monitor="valid_loss", fname=f"best-{tag}", with_opt=False)]
 
 
 def quiet(learn: Learner):
