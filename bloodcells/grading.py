@@ -2,7 +2,8 @@
 
 The course's notebooks are the nbgrader *source* (their hidden tests included); each student's
 submission is autograded in a separate grading process, whose kernel runs in
-:mod:`bloodcells.sandbox` (memory, file-size and, as root, user limits) with a per-cell time limit
+:mod:`bloodcells.sandbox` (memory and file-size caps; as root, a read-only file system but its own
+folder) with a per-cell time limit
 and nbgrader's cap on stored output. nbgrader's autograde puts the release's locked cells back
 before running, so an edited test is never what runs. Everything lives in ``DIR``: the nbgrader
 course (``DIR/course``: source, submitted, autograded, feedback, ``gradebook.db``), ``grades.csv``
@@ -214,10 +215,11 @@ def grade(submissions: str | Path, out: str | Path, notebooks: list[Path], param
     state_file = out / "state.json"
     state = json.loads(state_file.read_text()) if state_file.is_file() else {}
     rows, exercises = [], []
+    settings = json.dumps([[sorted(per_notebook[nb].items()) for nb in notebooks], timeout, memory_mb, max_output_mb],
+                          default=str)
+    settings_digest = hashlib.sha256(settings.encode()).hexdigest()[:16]  # new limits or parameters: grade again
     for number, submission in enumerate(students, start=1):
-        settings = json.dumps([sorted(per_notebook[nb].items()) for nb in notebooks], default=str)
-        digest = _sha(submission.notebooks.values()) + hashlib.sha256(
-            f"{settings}{timeout}{memory_mb}{max_output_mb}".encode()).hexdigest()[:16]
+        digest = _sha(submission.notebooks.values()) + settings_digest
         if submission.notebooks and state.get(submission.student, {}).get("digest") != digest:
             log(f"[{number}/{len(students)}] grading {submission.student}: {', '.join(submission.notebooks)}")
             folder = course / "submitted" / submission.student / ASSIGNMENT
