@@ -225,11 +225,12 @@ def grade(submissions: str | Path, out: str | Path, notebooks: list[Path], param
             folder = course / "submitted" / submission.student / ASSIGNMENT
             shutil.rmtree(folder, ignore_errors=True)
             folder.mkdir(parents=True)
+            n_cells = 0
             for nb in notebooks:
                 if nb.stem in submission.notebooks:
                     graded = _for_grading(nbformat.read(submission.notebooks[nb.stem], as_version=4), per_notebook[nb])
                     nbformat.write(graded, folder / nb.name)
-            n_cells = sum(len(nbformat.read(p, as_version=4).cells) for p in submission.notebooks.values())
+                    n_cells += len(graded.cells)
             error = _grade_one(course, submission.student, timeout, memory_mb, n_cells)
             state[submission.student] = {"digest": digest, "error": error}
             state_file.write_text(json.dumps(state, indent=1))
