@@ -54,19 +54,54 @@ def calibration(run: Run, n_bins: int = 10, probabilities=None) -> tuple[pd.Data
     probs = np.asarray(run.probabilities if probabilities is None else probabilities)
     confidence = probs.max(axis=1)
     correct = probs.argmax(axis=1) == run.labels
-    edges = np.linspace(0, 1, n_bins + 1)
-    bins = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, n_bins - 1)
+    edges, bins = _bins(confidence, n_bins)
     rows = []
     for b in range(n_bins):
         inside = bins == b
         rows.append({"low": edges[b], "high": edges[b + 1], "count": int(inside.sum()),
                      "confidence": confidence[inside].mean() if inside.any() else np.nan,
                      "accuracy": correct[inside].mean() if inside.any() else np.nan})
-    table = pd.DataFrame(rows)
-    used = table["count"] > 0
-    ece = float((table.loc[used, "count"] / len(confidence)
-                 * (table.loc[used, "accuracy"] - table.loc[used, "confidence"]).abs()).sum())
-    return table, ece
+    return pd.DataFrame(rows), _ece(confidence, correct, bins, n_bins)
+
+
+def _bins(confidence: np.ndarray, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
+    edges = np.linspace(0, 1, n_bins + 1)
+    return edges, np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, n_bins - 1)
+
+
+def _ece(confidence: np.ndarray, correct: np.ndarray, bins: np.ndarray, n_bins: int) -> float:
+    count = np.bincount(bins, minlength=n_bins)
+    gap = np.abs(np.bincount(bins, correct, n_bins) - np.bincount(bins, confidence, n_bins))
+    return float(gap.sum() / len(confidence)) if count.any() else 0.0
+
+
+def ece_interval(run: Run, n_bins: int = 10, probabilities=None, n_boot: int = 500,
+                 seed: int = 0) -> tuple[float, float]:
+    """95% bootstrap interval of the ECE over resampled test images: how far it moves by chance."""
+    probs = np.asarray(run.probabilities if probabilities is None else probabilities)
+    confidence, correct = probs.max(axis=1), probs.argmax(axis=1) == run.labels
+    bins = _bins(confidence, n_bins)[1]
+    rng = np.random.default_rng(seed)
+    samples = [_ece(confidence[i], correct[i], bins[i], n_bins)
+               for i in rng.integers(0, len(confidence), (n_boot, len(confidence)))]
+    low, high = np.percentile(samples, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def temperature_verdict(run: Run, temperature: float, before: float, after: float,
+                        interval: tuple[float, float]) -> str:
+    """One sentence on what temperature scaling did to a run, judged against the ECE's own spread."""
+    val_accuracy = float((run.val_probabilities.argmax(axis=1) == run.val_labels).mean())
+    val_confidence = float(run.val_probabilities.max(axis=1).mean())
+    direction = "softens" if temperature > 1 else "sharpens"
+    looked = "over" if val_confidence > val_accuracy else "under"
+    outcome = ("within the range the ECE itself moves by chance: no measurable change"
+               if interval[0] <= after <= interval[1] else
+               "a real repair" if after < interval[0] else "measurably worse")
+    return (f"**{run.name}**: T = {temperature:.2f} {direction} its probabilities (on the validation split it "
+            f"looked {looked}-confident: mean confidence {val_confidence:.1%} against accuracy {val_accuracy:.1%}). "
+            f"Test ECE {before:.3f} -> {after:.3f}; the test ECE's 95% bootstrap range is {interval[0]:.3f} to "
+            f"{interval[1]:.3f}, so this is {outcome}.")
 
 
 def rescale(probabilities, temperature: float) -> np.ndarray:

@@ -131,3 +131,29 @@ def test_incomplete_and_damaged_run_folders_are_skipped_or_named(tmp_path, make_
     (good / "predictions.npz").write_bytes((good / "predictions.npz").read_bytes()[:50])
     with pytest.raises(RunFolderError, match=r"cnn-seed-1/predictions.npz cannot be read"):
         runs.load(good)
+
+
+def test_ece_interval_is_the_spread_of_resampled_test_sets(make_run):
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 3, 400)
+    sure = np.full((400, 3), 0.05)
+    sure[np.arange(400), labels] = 0.9          # always right with 0.9: ECE 0.1 in every resample
+    low, high = analysis.ece_interval(make_run(labels, sure, NAMES))
+    assert low == pytest.approx(0.1) and high == pytest.approx(0.1)
+    noisy = sure.copy()
+    flip = rng.random(400) < 0.1                 # now 10% wrong at 0.9: the ECE near 0 varies by chance
+    noisy[flip] = np.roll(noisy[flip], 1, axis=1)
+    run = make_run(labels, noisy, NAMES)
+    low, high = analysis.ece_interval(run)
+    assert low < analysis.calibration(run)[1] < high and high - low > 0.02
+
+
+def test_temperature_verdict_tells_a_repair_from_noise(make_run):
+    labels = np.array([0, 1, 2, 0, 1, 2, 0, 1])
+    val = np.eye(3)[labels] * 0.5 + 0.5 / 3      # right on all, mean confidence 0.67: under-confident
+    run = make_run(labels, val, NAMES, val_probabilities=val, val_labels=labels)
+    repaired = analysis.temperature_verdict(run, 0.5, 0.30, 0.02, (0.25, 0.35))
+    assert "T = 0.50 sharpens" in repaired and "under-confident" in repaired and "a real repair" in repaired
+    same = analysis.temperature_verdict(run, 1.14, 0.013, 0.014, (0.009, 0.019))
+    assert "softens" in same and "no measurable change" in same
+    assert "measurably worse" in analysis.temperature_verdict(run, 2.0, 0.01, 0.05, (0.005, 0.02))

@@ -155,3 +155,16 @@ def test_epoch_log_prints_one_line_per_epoch(small, capsys):
     assert len(lines) == 2 and lines[0].startswith("epoch   1") and "val_loss" in lines[1]
     assert "\x08" not in "".join(lines) and "\r" not in "".join(lines)  # no progress-bar control characters
     assert run.train_seconds > 0
+
+
+def test_block_diagram_reads_the_reports_network_from_keras():
+    from bloodcells import diagrams
+
+    layers = diagrams.keras_layers(cnn.build_model("seed", (28, 28, 3), 8))
+    assert [layer["shape"] for layer in layers] == [(28, 28, 3), (26, 26, 32), (13, 13, 32), (11, 11, 64),
+                                                    (5, 5, 64), (1600,), (128,), (8,)]
+    assert [layer["weights"] for layer in layers] == [0, 896, 0, 18496, 0, 0, 204928, 1032]
+    assert layers[1]["detail"] == "32 filters 3x3, relu" and layers[-1]["detail"] == "8 units, softmax"
+    fig = diagrams.block_diagram(layers, "the report's CNN")
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert "26x26x32" in texts and "204,928 weights" in texts and "225,352 weights" in fig.axes[0].get_title()

@@ -62,6 +62,18 @@ def test_lite0_body_gives_a_feature_map():
         assert net.body.eval()(torch.zeros(1, 3, 64, 64)).shape == (1, 1280, 2, 2)
 
 
+def test_backbone_costs_are_the_known_sizes():
+    small = backbones.cost("resnet18", image_size=224, batch=1, repeats=1)
+    # torchvision's ResNet18 has 11,689,512 weights, 513,000 of them in the ImageNet head cut off here
+    assert small["weights"] == 11_176_512 and 1.80e9 < small["multiply-adds"] < 1.83e9
+    assert small["CPU ms per image"] > 0
+    assert backbones.cost("resnet18", image_size=448, batch=1, repeats=1)["multiply-adds"] == pytest.approx(
+        small["multiply-adds"] * 4, rel=1e-3)  # twice the side, four times the work
+    assert backbones.cost("resnet50", image_size=64, batch=1, repeats=1)["weights"] == 23_508_032
+    with pytest.raises(ValueError, match="one of"):
+        backbones.cost("vgg16")
+
+
 def test_resnet18_offline_fails_fast_and_says_what_to_do(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     monkeypatch.setattr(backbones, "online", lambda url, timeout=3.0: False)
@@ -97,12 +109,23 @@ def test_phase_one_trains_only_the_head_and_phase_two_the_body(split):
     body_before, head_before = _snapshot(body), _snapshot(head)
     frozen = transfer.trainable_parameters(learn)
     assert frozen == sum(p.numel() for p in head.parameters())
+    body_group, head_group = transfer.parameter_groups(learn, 1e-3)
+    assert (body_group["name"], body_group["weights"]) == ("body", sum(p.numel() for p in body.parameters()))
+    assert body_group["trainable"] == 0  # train_bn=False: the body's batch-norm weights are frozen too
+    assert head_group["trainable"] == head_group["weights"] and head_group["lr"] == 1e-3
     learn.fit_one_cycle(1, 1e-3, cbs=transfer.keep_best(1, "frozen"))
     changed = _changed(body_before, body)  # only batch-norm statistics, no weight
     assert changed and all(k.endswith(("running_mean", "running_var", "num_batches_tracked")) for k in changed)
     assert any(k.endswith("weight") for k in _changed(head_before, head))
     learn.unfreeze()
     assert transfer.trainable_parameters(learn) == sum(p.numel() for p in learn.model.parameters()) > frozen
+    groups = transfer.parameter_groups(learn, slice(1e-5, 1e-4))
+    assert [g["lr"] for g in groups] == pytest.approx([1e-5, 1e-4]) and all(g["trainable"] == g["weights"] for g in groups)
+    from bloodcells import diagrams
+
+    fig = diagrams.training_phases([("phase 1", [body_group, head_group]), ("phase 2", groups)])
+    texts = " ".join(t.get_text() for t in fig.axes[0].texts)
+    assert "body" in texts and "frozen" in texts and "rate 1e-05" in texts and "rate 1e-03" in texts
     learn.fit_one_cycle(1, slice(1e-5, 1e-4), cbs=transfer.keep_best(1, "unfrozen"))
     changed = _changed(body_before, body)
     assert {"conv_stem.weight", "bn1.weight", "conv_head.weight"} <= changed

@@ -5,15 +5,20 @@ import numpy as np
 import pandas as pd
 
 
-def normalize_images(images: np.ndarray) -> np.ndarray:
-    """uint8 pixels / 255 as float32, the Keras lab's input format."""
+def check_pixels(images: np.ndarray) -> np.ndarray:
+    """``images`` as a uint8 array, or a TypeError that says why scaling them would go wrong."""
     images = np.asarray(images)
     if images.dtype != np.uint8:
         raise TypeError(
-            f"normalize_images expects uint8 pixels (0-255), got {images.dtype}; "
+            f"expected uint8 pixels (0-255), got {images.dtype}; "
             "pass the images as loaded, before any scaling, so they are not divided by 255 twice"
         )
-    return images.astype(np.float32) / 255.0
+    return images
+
+
+def normalize_images(images: np.ndarray) -> np.ndarray:
+    """uint8 pixels / 255 as float32, the Keras lab's input format."""
+    return check_pixels(images).astype(np.float32) / 255.0
 
 
 def one_hot(labels: np.ndarray, n_classes: int) -> np.ndarray:

@@ -106,5 +106,41 @@ def backbone(name: str, pretrained: bool = True) -> Backbone:
     if name == "efficientnet_lite0":
         model.reset_classifier(0, global_pool="")  # forward() now returns the 1280-channel map
         return Backbone(name, model, model.num_features, LITE0_STATS)
-    body = nn.Sequential(*list(model.children())[:-2])  # drop avgpool and fc
-    return Backbone(name, body, model.fc.in_features, IMAGENET_STATS)
+    return Backbone(name, _resnet_body(model), model.fc.in_features, IMAGENET_STATS)
+
+
+def _resnet_body(model: nn.Module) -> nn.Sequential:
+    return nn.Sequential(*list(model.children())[:-2])  # drop avgpool and fc
+
+
+# Report 004 chose ResNet18 for "fewer parameters than deeper variants"; these are what it is weighed against.
+COMPARED = ("resnet18", "resnet34", "resnet50", "efficientnet_lite0")
+
+
+def cost(name: str, image_size: int = 128, batch: int = 16, repeats: int = 3) -> dict:
+    """A body's size and speed, random weights (they do not change either): its weights, multiply-adds
+    per image (torch's FlopCounterMode; one multiply-add is two flops) and measured CPU milliseconds per
+    image (the best of ``repeats`` batches, after one warm-up)."""
+    import time
+
+    from torch.utils.flop_counter import FlopCounterMode
+    from torchvision import models
+
+    if name not in COMPARED:
+        raise ValueError(f"name must be one of {COMPARED}, got {name!r}")
+    body = backbone(name, pretrained=False).body if name in BACKBONES else _resnet_body(
+        getattr(models, name)(weights=None))
+    body.eval()
+    x = torch.randn(batch, 3, image_size, image_size)
+    with torch.inference_mode():
+        counter = FlopCounterMode(display=False)
+        with counter:
+            body(x[:1])
+        body(x)
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            body(x)
+            times.append(time.perf_counter() - start)
+    return {"backbone": name, "weights": sum(p.numel() for p in body.parameters()),
+            "multiply-adds": counter.get_total_flops() // 2, "CPU ms per image": 1000 * min(times) / batch}

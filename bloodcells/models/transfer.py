@@ -113,6 +113,25 @@ def trainable_parameters(learn: Learner) -> int:
     return sum(p.numel() for p in learn.model.parameters() if p.requires_grad)
 
 
+def parameter_groups(learn: Learner, lr=None) -> list[dict]:
+    """The optimiser's parameter groups (body, then head) with their weights, how many are trainable
+    now, and the peak rate ``lr`` (a number or a ``slice``, as for ``fit_one_cycle``) gives each."""
+    if learn.opt is None:
+        learn.create_opt()
+    groups, hypers = learn.opt.param_lists, learn.opt.hypers
+    rates = [None] * len(groups)
+    if lr is not None:  # fastai's own rule for spreading a slice over the groups, then put back
+        saved = [dict(h) for h in hypers]
+        learn.opt.set_hyper("lr", lr)
+        rates = [h["lr"] for h in hypers]
+        for h, old in zip(hypers, saved):
+            h.update(old)
+    names = ["body", "head"] if len(groups) == 2 else [f"group {i}" for i in range(len(groups))]
+    return [{"name": name, "weights": sum(p.numel() for p in params),
+             "trainable": sum(p.numel() for p in params if p.requires_grad), "lr": rate}
+            for name, params, rate in zip(names, groups, rates)]
+
+
 class QuietSaveModel(SaveModelCallback):
     """fastai's SaveModelCallback without its "Better model found at epoch ..." line: the epoch table
     already shows each validation loss, and the line broke it in two."""
