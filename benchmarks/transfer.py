@@ -1,7 +1,7 @@
 """Train and evaluate lab 2 (two-phase fastai transfer learning) on the real white-cell set.
 
     python benchmarks/transfer.py --data-dir ../shared/data [--quick] [--image-size N] [--external DIR
-        [--external-crop C]] [--stain-jitter S] [--low-resolution P] [--standardize-colour]
+        [--external-crop auto|C]] [--stain-jitter S] [--low-resolution P] [--standardize-colour]
 
 It trains with notebook 03's options (``bloodcells.config.LAB2``: the report's recipe, the CPU
 lab's changes, quick mode's with --quick, then the options given here: the same precedence as the
@@ -15,6 +15,10 @@ from bloodcells.config import BACKBONES
 from bloodcells.data.folders import split_folder
 from bloodcells.data.sources import wbc5_folder
 from bloodcells.models import external_validation, transfer
+
+
+def crop_value(text: str):
+    return text if text == "auto" else float(text)
 
 
 def main() -> None:
@@ -31,7 +35,8 @@ def main() -> None:
     parser.add_argument("--low-resolution", type=float, default=None, help="share of blurred training images")
     parser.add_argument("--standardize-colour", action="store_true", default=None)
     parser.add_argument("--external", default=None, help="another lab's class folders to score as well")
-    parser.add_argument("--external-crop", type=float, default=1.0, help="centre crop of the external images")
+    parser.add_argument("--external-crop", type=crop_value, default="auto",
+                        help="framing of the external images: 'auto' (found from their stain) or a centre crop")
     args = parser.parse_args()
 
     split = split_folder(wbc5_folder("real", args.data_dir))
@@ -52,14 +57,15 @@ def main() -> None:
         "train_seconds": round(run.train_seconds, 1),
         "epochs_phase1": summary["epochs_phase1"], "epochs_phase2": summary["epochs_phase2"],
     }
-    if args.external:  # as trained, then with batch-norm statistics re-estimated on its images (AdaBN)
-        line["external_crop"] = args.external_crop
-        for prefix, adapt in (("external", False), ("external_adabn", True)):
-            ext = external_validation.evaluate(run.model, args.external, tta=options["tta"], crop=args.external_crop,
-                                               adapt_batchnorm=adapt)
-            line.update({f"{prefix}_accuracy": round(ext["accuracy"], 4),
-                         f"{prefix}_balanced_accuracy": round(ext["balanced_accuracy"], 4),
-                         f"{prefix}_correct": f"{ext['n_correct']}/{ext['n_images']}"})
+    if args.external:  # as given and at --external-crop, each as trained and with AdaBN (no label of theirs)
+        for crop in dict.fromkeys([1.0, args.external_crop]):
+            for adapt in (False, True):
+                ext = external_validation.evaluate(run.model, args.external, tta=options["tta"], crop=crop,
+                                                   adapt_batchnorm=adapt)
+                prefix = f"external_crop_{crop}" + ("_adabn" if adapt else "")
+                line.update({f"{prefix}_accuracy": round(ext["accuracy"], 4),
+                             f"{prefix}_balanced_accuracy": round(ext["balanced_accuracy"], 4),
+                             f"{prefix}_median_crop": round(ext["median_crop"], 3)})
     line["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     print(json.dumps(line))
 

@@ -81,11 +81,12 @@ class Param:
             raise ConfigError(f"{name}={value!r} should be {self.describe()} ({self.help})")
         if isinstance(value, float) and not math.isfinite(value):
             raise ConfigError(f"{name}={value!r} is not a finite number; {name} must be {self.describe()} ({self.help})")
-        if self.choices is not None:
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if self.choices is not None and not (number and float in kinds):  # (float, str): a number or a choice
             bad = [v for v in (value if isinstance(value, list) else [value]) if v not in self.choices]
             if bad or value == []:
                 raise ConfigError(f"{name}={value!r}: choose from {list(self.choices)} ({self.help})")
-        if (self.low is not None and value < self.low) or (self.high is not None and value > self.high):
+        if number and ((self.low is not None and value < self.low) or (self.high is not None and value > self.high)):
             raise ConfigError(f"{name}={value!r} is out of range; {name} must be {self.describe()} ({self.help})")
 
 
@@ -223,6 +224,8 @@ WBC5_SPLIT = {"fractions": (0.70, 0.15, 0.15), "seed": 42}
 #: PBC photos are 360 pixels with the cell in the middle; BloodMNIST keeps the central 200. Lab 2
 #: crops them so before resizing: more pixels per cell at the same cost.
 PBC_CROP = 0.55
+#: The widest framing an image is read at: a close-up padded to 2.5 times its side (``read_rgb``).
+MAX_CROP = 2.5
 #: `bloodcells data prepare`: white cells per class drawn for wbc5, and the seed of the draw.
 PREPARE = {"per_class": 500, "seed": 42}
 #: The SYNTHETIC white-cell folder made when no real one is found: cells per class, pixels.

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from bloodcells.config import LAB1, LAB2, Lab, Param
+from bloodcells.config import LAB1, LAB2, MAX_CROP, Lab, Param
 
 
 @dataclass(frozen=True)
@@ -55,8 +55,9 @@ NOTEBOOKS: dict[str, Notebook] = {
                                           "data if there (a SYNTHETIC stand-in on SYNTHETIC data)", optional=True, path=True),
                     "external_class_map": Param(None, dict, "{their folder: our class}; None: match names, any case",
                                                 optional=True),
-                    "external_crop": Param(1.0, float, "centre crop of the external images (their own framing)",
-                                           low=0.1, high=1.0),
+                    "external_crop": Param("auto", (float, str), "framing of the external images: 'auto' crops "
+                                           "(or pads) the set so its median cell fills the view as in training; "
+                                           "a number: that centre crop (1.0: as given)", choices=("auto",), low=0.1, high=MAX_CROP),
                     **_OUTPUT, **_QUICK}, lab=LAB2),
     "04": Notebook({"run_dirs": Param(None, list, "run folders to analyse; None: the newest of each model under runs_root",
                                       optional=True, path=True),

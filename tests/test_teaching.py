@@ -183,3 +183,14 @@ def test_notebook_01_ships_the_provenance_lesson_on_a_real_photo():
     text = _stored_text(nb)
     found = re.search(r"nearest image in BloodMNIST: ([\d.]+) grey levels away on average \(the next nearest ([\d.]+)\)", text)
     assert found and float(found.group(1)) < 3.5 < float(found.group(2)), "the photo's official image was not found"
+
+
+def test_the_readmes_lab_2_figures_are_notebook_03s_stored_run():
+    """The README quotes the shipped run: its in-lab and external figures are the ones stored in 03."""
+    text = _stored_text(nbformat.read(REPO / "notebooks" / "03_transfer_learning_fastai.ipynb", as_version=4))
+    readme = (REPO / "README.md").read_text()
+    in_lab = re.search(r"test accuracy ([\d.]+%) \((\d+/375)\)", text)
+    external = re.search(r"external set bccd: accuracy ([\d.]+%) \((\d+/\d+)\)", text)
+    assert in_lab and external, "notebook 03's stored run has no in-lab or BCCD figure"
+    assert f"{in_lab.group(1)} ({in_lab.group(2)})" in readme
+    assert f"{external.group(1)} ({external.group(2)})" in readme

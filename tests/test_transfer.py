@@ -251,6 +251,24 @@ def test_external_framing_is_explicit(trained, split):
     assert not np.allclose(tight, same, atol=1e-3)
 
 
+def test_external_framing_is_found_from_the_images(trained, split, tmp_path):
+    from bloodcells.data import framing
+
+    read = transfer.reader(trained.model)
+    assert 0.2 < read.cell_extent < 1  # the training views' median cell, recorded when the learner was built
+    wide = framing.write_reframed(split.files["test"], split.labels["test"], split.class_names, 1.6, tmp_path / "wide")
+    found = external_validation.evaluate(trained.model, wide, crop="auto")
+    assert found["crop"] == "auto" and found["median_crop"] == pytest.approx(1 / 1.6, abs=0.1)
+    as_given = external_validation.evaluate(trained.model, wide, crop=1.0)
+    assert found["accuracy"] > as_given["accuracy"]
+    read.cell_extent, recorded = None, read.cell_extent  # a learner without one (an older kit's)
+    try:
+        with pytest.raises(ConfigError, match="no training framing"):
+            external_validation.evaluate(trained.model, wide, crop="auto")
+    finally:
+        read.cell_extent = recorded
+
+
 def test_bad_images_and_unwritable_output_fail_before_training(split, tmp_path):
     import shutil as sh
 

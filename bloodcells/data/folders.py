@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from bloodcells.config import WBC5_SPLIT
+from bloodcells.config import MAX_CROP, WBC5_SPLIT
 from bloodcells.data.dataset import ImageSet
 from bloodcells.data.errors import DataError
 
@@ -130,17 +130,21 @@ def read_rgb(path: str | Path, size: int | None = None, crop: float = 1.0) -> np
     """An image file as ``(H, W, 3) uint8`` RGB; grayscale and RGBA are converted.
 
     ``crop`` keeps the central square of that fraction of the shorter side before resizing to
-    ``size`` (BloodMNIST's recipe keeps the central 200 of PBC's 360 pixels, where the cell is).
+    ``size`` (BloodMNIST's recipe keeps the central 200 of PBC's 360 pixels, where the cell is);
+    above 1 the central square is padded with its border's colour to that multiple of its side
+    (a close-up shown as a model trained on wider views expects).
     """
-    if not 0 < crop <= 1:
-        raise ValueError(f"crop must be a fraction in (0, 1], got {crop}")
+    if not 0 < crop <= MAX_CROP:
+        raise ValueError(f"crop must lie in (0, {MAX_CROP}], got {crop}")
     try:
         with Image.open(path) as image:
             image = _to_rgb(image)
-            if crop < 1:
-                side = max(1, round(min(image.size) * crop))
+            if crop != 1:
+                side = max(1, round(min(image.size) * min(crop, 1.0)))
                 left, top = (image.width - side) // 2, (image.height - side) // 2
                 image = image.crop((left, top, left + side, top + side))
+            if crop > 1:
+                image = _pad(image, round(image.width * crop))
             if size is not None:
                 image = image.resize((size, size), Image.Resampling.LANCZOS)
             return np.asarray(image, dtype=np.uint8)
@@ -154,6 +158,14 @@ def read_rgb(path: str | Path, size: int | None = None, crop: float = 1.0) -> np
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:  # PIL's ways of saying "broken"
         raise DataError(f"cannot read image {path} ({exc}); it is truncated or not an image: "
                         "delete or replace the file") from exc
+
+
+def _pad(image: Image.Image, side: int) -> Image.Image:
+    pixels = np.asarray(image)
+    border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
+    canvas = Image.new("RGB", (side, side), tuple(int(v) for v in np.median(border, axis=0)))
+    canvas.paste(image, ((side - image.width) // 2, (side - image.height) // 2))
+    return canvas
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:

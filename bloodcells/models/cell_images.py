@@ -32,10 +32,11 @@ def cell_pixels(path: str, size: int, crop: float) -> np.ndarray:
 
 class ReadCell:
     """fastai ``get_x``: an item ``[path, label]`` to its centre-cropped, square ``size`` image, or
-    ``[pixels, label]`` already framed and sized (a plain class, so an exported learner pickles it)."""
+    ``[pixels, label]`` already framed and sized (a plain class, so an exported learner pickles it).
+    ``cell_extent``: the share of the view a training cell fills (``crop="auto"`` frames others so)."""
 
-    def __init__(self, size: int, crop: float = 1.0):
-        self.size, self.crop = size, crop
+    def __init__(self, size: int, crop: float = 1.0, cell_extent: float | None = None):
+        self.size, self.crop, self.cell_extent = size, crop, cell_extent
 
     def __call__(self, item) -> PILImage:
         if isinstance(item[0], np.ndarray):

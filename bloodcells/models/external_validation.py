@@ -17,13 +17,14 @@ from bloodcells.models import transfer
 
 
 def evaluate(learn: Learner, folder: str | Path, class_map: dict[str, str] | None = None,
-             tta: bool = False, crop: float = 1.0, adapt_batchnorm: bool = False) -> dict:
+             tta: bool = False, crop: float | str = "auto", adapt_batchnorm: bool = False) -> dict:
     """Score a trained learner on another labelled class-folder set (another lab, stain, scanner).
 
     ``class_map`` maps that set's folder names to our class names; without it, folders named like
     our classes (any case) map to them. Classes that map to nothing are reported with their image
-    counts and left out of the scores, never guessed. ``crop`` is that set's own framing (1.0:
-    its images are already cropped around the cell), resized to the model's image size.
+    counts and left out of the scores, never guessed. ``crop`` frames that set's images: ``"auto"``
+    crops or pads each until its cell fills the view as training cells did (found by its stain, no
+    labels); a number is one centre crop for all (1.0: as given).
     ``adapt_batchnorm``: AdaBN, batch-norm statistics re-estimated on that set's images (never its
     labels), on a copy of the model.
     """
@@ -45,11 +46,13 @@ def evaluate(learn: Learner, folder: str | Path, class_map: dict[str, str] | Non
         raise DataError(f"none of the classes in {folder} ({names}) map to this model's classes {ours}; "
                         "pass class_map={their_name: our_name, ...}")
     paths, labels = [f for f, _ in mapped], np.array([y for _, y in mapped])
-    probs = transfer.predict(learn, paths, tta=tta, crop=crop, adapt_batchnorm=adapt_batchnorm)
+    crops = transfer.crops_for(learn, paths, crop)
+    probs = transfer.predict(learn, paths, tta=tta, crop=crops, adapt_batchnorm=adapt_batchnorm)
     pred = probs.argmax(1)
     present = sorted(set(labels.tolist()))
     return {
         "folder": Path(folder).name, "class_map": class_map, "unmapped": unmapped, "crop": crop,
+        "median_crop": float(np.median(crops)),
         "adapt_batchnorm": adapt_batchnorm,
         "n_images": len(labels), "n_correct": int((pred == labels).sum()),
         "accuracy": float((pred == labels).mean()),

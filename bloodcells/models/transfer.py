@@ -37,7 +37,8 @@ from torch import nn
 
 from bloodcells import experiment
 from bloodcells.config import LAB2, LAB2_RECIPES, PBC_CROP, ConfigError, Options
-from bloodcells.data.folders import FolderSplit, check_images
+from bloodcells.data.folders import FolderSplit, check_images, read_rgb
+from bloodcells.data.framing import auto_crops, typical_extent
 from bloodcells.experiment import RunRecord
 from bloodcells.runs import RunFolderError
 from bloodcells.models import robustness
@@ -93,7 +94,7 @@ def build_learner(split: FolderSplit, options) -> Learner:
     check_images([f for files in split.files.values() for f in files], read=lambda f: cell_pixels(str(f), size, crop))
     seed_everything(options["seed"])
     net = backbone(options["backbone"], options["pretrained"])
-    read = ReadCell(size, crop)
+    read = ReadCell(size, crop, typical_extent(cell_pixels(str(f), size, crop) for f in split.files["train"]))
     dls = make_dataloaders(split, options, net.stats, read)
     head = create_head(net.n_features, len(split.class_names))
     apply_init(head, nn.init.kaiming_normal_)
@@ -206,18 +207,33 @@ def train(split: FolderSplit, options) -> RunRecord:
     return record(learn, [frozen, unfrozen], options, split, time.perf_counter() - start)
 
 
-def predict(learn: Learner, files, tta: bool = False, seed: int = 0, crop: float | None = None,
+def crops_for(learn: Learner, files, crop) -> list[float]:
+    """Each file's crop: ``crop`` itself (one number, or one per file), or with ``"auto"`` the one
+    that gives the set's cells the share of the view training cells had (:func:`bloodcells.data.framing.auto_crops`)."""
+    if isinstance(crop, (list, tuple)):
+        return list(crop)
+    if crop != "auto":
+        return [crop] * len(files)
+    target = getattr(reader(learn), "cell_extent", None)
+    if target is None:
+        raise ConfigError("this learner has no training framing to match (trained on images with no stained cell "
+                          "found, or by an older kit version); pass a number as crop, or re-run notebook 03")
+    return auto_crops((read_rgb(f) for f in files), target)  # one image in memory at a time
+
+
+def predict(learn: Learner, files, tta: bool = False, seed: int = 0, crop=None,
             adapt_batchnorm: bool = False) -> np.ndarray:
     """Class probabilities for image files; ``tta`` blends the plain view with four randomly
     augmented ones (fastai's ``Learner.tta``), drawn from ``seed`` so a score is repeatable.
-    ``crop`` frames another set's images its own way (default: the training framing);
-    ``adapt_batchnorm`` first re-estimates batch-norm statistics on these images (AdaBN, on a copy)."""
+    ``crop`` frames another set's images its own way (default: the training framing; ``"auto"``:
+    :func:`crops_for`); ``adapt_batchnorm`` first re-estimates batch-norm statistics on these
+    images (AdaBN, on a copy)."""
     label = learn.dls.vocab[0]  # unused at inference
     if crop is None:
         items = [[str(f), label] for f in files]
     else:
         size = reader(learn).size
-        items = [[cell_pixels(str(f), size, crop), label] for f in files]
+        items = [[cell_pixels(str(f), size, c), label] for f, c in zip(files, crops_for(learn, files, crop))]
     dl = learn.dls.test_dl(items, with_labels=False, num_workers=0)
     trained = learn.model
     if adapt_batchnorm:
