@@ -194,3 +194,10 @@ def test_the_readmes_lab_2_figures_are_notebook_03s_stored_run():
     assert in_lab and external, "notebook 03's stored run has no in-lab or BCCD figure"
     assert f"{in_lab.group(1)} ({in_lab.group(2)})" in readme
     assert f"{external.group(1)} ({external.group(2)})" in readme
+
+
+def test_the_readmes_classical_baseline_is_notebook_02s_stored_svm():
+    text = _stored_text(nbformat.read(REPO / "notebooks" / "02_cnn_keras.ipynb", as_version=4))
+    found = re.search(r"SVM on 195 hand-made features: validation [\d.]+%, test ([\d.]+%)", text)
+    assert found, "notebook 02's stored run has no SVM line"
+    assert f"features scores {found.group(1)}" in (REPO / "README.md").read_text().replace("\n  ", " ")
