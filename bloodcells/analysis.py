@@ -70,9 +70,8 @@ def _bins(confidence: np.ndarray, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _ece(confidence: np.ndarray, correct: np.ndarray, bins: np.ndarray, n_bins: int) -> float:
-    count = np.bincount(bins, minlength=n_bins)
     gap = np.abs(np.bincount(bins, correct, n_bins) - np.bincount(bins, confidence, n_bins))
-    return float(gap.sum() / len(confidence)) if count.any() else 0.0
+    return float(gap.sum() / len(confidence)) if len(confidence) else 0.0
 
 
 def ece_interval(run: Run, n_bins: int = 10, probabilities=None, n_boot: int = 500,

@@ -7,7 +7,7 @@ from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 # One colour per kind of layer, so the eye finds the convolutions, the pooling and the dense part.
 KIND_COLOURS = {"Conv2D": "#8ecae6", "MaxPooling2D": "#ffb703", "Flatten": "#d9d9d9", "Dense": "#90be6d",
                 "BatchNormalization": "#cdb4db", "ReLU": "#f4a261", "GlobalAveragePooling2D": "#ffb703",
-                "Dropout": "#d9d9d9", "InputLayer": "#ffffff"}
+                "Dropout": "#d9d9d9", "Input": "#ffffff"}
 
 
 def keras_layers(model) -> list[dict]:

@@ -25,18 +25,22 @@ def test_the_extent_is_the_stained_cells_share_of_the_side(diameter):
     assert framing.cell_extent(smear(diameter)) == pytest.approx(diameter / 200, abs=0.03)
 
 
-def test_no_cell_no_extent_and_the_fallback_crop():
+def test_no_cell_no_extent_and_the_framing_kept():
     blank = np.full((64, 64, 3), 230, np.uint8)
     assert framing.cell_extent(blank) is None
-    assert framing.auto_crop(blank, target=0.5, fallback=0.8) == 0.8
+    assert framing.auto_crops([blank], target=0.5) == [1.0]
+    assert framing.auto_crops([blank, smear(50)], target=0.5, per_image=True)[0] == 1.0
     assert framing.typical_extent([blank, blank]) is None
 
 
-def test_auto_crop_gives_the_cell_the_training_share_by_cropping_or_padding():
-    # trained on cells filling 50% of the view: a 25% cell is cropped to 0.5, a 100% one padded to 2
-    assert framing.auto_crop(smear(50), target=0.5) == pytest.approx(0.5, abs=0.06)
-    assert framing.auto_crop(smear(150), target=0.375) == pytest.approx(2.0, abs=0.15)
-    assert framing.auto_crop(smear(4), target=0.9) == framing.CROP_RANGE[0]  # never below the range
+def test_auto_crops_give_the_cells_the_training_share_by_cropping_or_padding():
+    # trained on cells filling 50% of the view: a 25% cell is cropped to 0.5, a 75% one padded to 1.5
+    each = framing.auto_crops([smear(50), smear(150)], target=0.5, per_image=True)
+    assert each == pytest.approx([0.5, 1.5], abs=0.06)
+    # one crop for the set by default: its median cell gets the share, the two keep their size ratio
+    one = framing.auto_crops([smear(50), smear(100), smear(150)], target=0.5)
+    assert one == pytest.approx([1.0] * 3, abs=0.06) and len(set(one)) == 1
+    assert framing.auto_crops([smear(4)], target=0.9) == [framing.CROP_RANGE[0]]  # never below the range
 
 
 def test_read_rgb_pads_a_close_up_with_its_border_colour(tmp_path):

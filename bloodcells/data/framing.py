@@ -1,8 +1,8 @@
 """How much of an image its white cell fills, read from the image alone (no labels).
 
 A model learns cells at one size in its view. Another lab's images frame them their own way, so
-:func:`auto_crop` crops (or pads, for a close-up) each image until its cell fills the share of the
-view it filled in training. The cell is found by its stain: haematoxylin (nucleus, and a basophil's
+:func:`auto_crops` crops (or pads, for close-ups) that lab's images until its median cell fills the
+share of the view training cells filled. The cell is found by its stain: haematoxylin (nucleus, and a basophil's
 granules) separated from the rest by colour deconvolution, thresholded per image (Otsu), closed so
 a neutrophil's lobes join, and the stained region nearest the centre kept.
 """
@@ -58,20 +58,13 @@ def typical_extent(views) -> float | None:
     return float(np.median(extents)) if extents else None
 
 
-def auto_crop(pixels: np.ndarray, target: float, fallback: float = 1.0) -> float:
-    """The crop that makes this image's cell fill ``target`` of the view (``fallback`` where no
-    cell is found), within :data:`CROP_RANGE`."""
-    extent = cell_extent(square(np.asarray(pixels)))
-    if extent is None:
-        return fallback
-    return float(np.clip(extent / target, *CROP_RANGE))
-
-
 def auto_crops(images, target: float, per_image: bool = False) -> list[float]:
-    """Crops for a set of images from one lab (any iterable: one image is read at a time). By default one crop for all, which gives the set's
-    median cell the training share: cells keep their sizes relative to each other (a lymphocyte
-    stays smaller than a monocyte, a cue the model learnt). ``per_image`` frames each image on its
-    own, for sets that mix zooms, and so gives every cell the same size."""
+    """Crops, within :data:`CROP_RANGE`, for a set of images from one lab (any iterable: one image is
+    read at a time) that make its cells fill ``target`` of the view. By default one crop for all,
+    which gives the set's median cell that share: cells keep their sizes relative to each other (a
+    lymphocyte stays smaller than a monocyte, a cue the model learnt). ``per_image`` frames each
+    image on its own, for sets that mix zooms, and so gives every cell the same size. An image (or
+    a set) with no stained cell found keeps its framing (1.0)."""
     extents = [cell_extent(square(np.asarray(i))) for i in images]
     if per_image:
         return [1.0 if e is None else float(np.clip(e / target, *CROP_RANGE)) for e in extents]
