@@ -52,13 +52,13 @@ def training_phases(phases: list[tuple[str, list[dict]]], title: str = "What eac
     """Each phase of a transfer-learning run as a row of its parameter groups (``transfer.parameter_groups``):
     box width by weights, blue where the optimiser changes every weight (with its peak rate), grey where
     frozen, hatched where only some are trainable."""
-    fig, ax = plt.subplots(figsize=(10, 0.6 + 1.3 * len(phases)))
+    fig, ax = plt.subplots(figsize=(8, 0.6 + 1.3 * len(phases)))  # narrow: its labels stay legible on a page
     total = max(sum(group["weights"] for group in groups) for _, groups in phases)
-    ax.set(xlim=(-0.3, 1.01), ylim=(-0.1, len(phases)))
+    ax.set(xlim=(-0.36, 1.01), ylim=(-0.1, len(phases)))
     ax.axis("off")
     for row, (name, groups) in enumerate(phases):
         y, x = len(phases) - row - 1, 0.0
-        ax.text(-0.02, y + 0.4, name, ha="right", va="center", fontsize=9, weight="bold")
+        ax.text(-0.02, y + 0.4, name, ha="right", va="center", fontsize=10, weight="bold")
         for group in groups:
             width = group["weights"] / total
             whole = group["trainable"] == group["weights"]
@@ -68,7 +68,7 @@ def training_phases(phases: list[tuple[str, list[dict]]], title: str = "What eac
                                         facecolor="#4c9be8" if whole else "#c8c8c8", edgecolor="black",
                                         hatch="" if whole or not group["trainable"] else "//"))
             ax.text(x + width / 2, y + 0.4, f"{group['name']}\n{group['weights']:,} weights\n{state}",
-                    ha="center", va="center", fontsize=8, color="white" if whole else "black",
+                    ha="center", va="center", fontsize=9.5, color="white" if whole else "black",
                     bbox=None if whole else {"facecolor": "#c8c8c8", "edgecolor": "none", "pad": 1})
             x += width
     ax.set_title(title, fontsize=10)
