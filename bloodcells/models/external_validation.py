@@ -23,8 +23,8 @@ def evaluate(learn: Learner, folder: str | Path, class_map: dict[str, str] | Non
     ``class_map`` maps that set's folder names to our class names; without it, folders named like
     our classes (any case) map to them. Classes that map to nothing are reported with their image
     counts and left out of the scores, never guessed. ``crop`` frames that set's images: ``"auto"``
-    crops or pads each until its cell fills the view as training cells did (found by its stain, no
-    labels); a number is one centre crop for all (1.0: as given).
+    crops or pads the whole set by one factor so that its median cell fills the view as training
+    cells did (found by their stain, no labels); a number is one centre crop for all (1.0: as given).
     ``adapt_batchnorm``: AdaBN, batch-norm statistics re-estimated on that set's images (never its
     labels), on a copy of the model.
     """
