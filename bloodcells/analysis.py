@@ -47,13 +47,13 @@ def misclassified(run: Run, true: str | None = None, predicted: str | None = Non
     return frame.sort_values("confidence", ascending=False, kind="stable").reset_index(drop=True)
 
 
-def calibration(run: Run, n_bins: int = 10, probabilities=None) -> tuple[pd.DataFrame, float]:
+def calibration(run: Run, n_bins: int = 10, probabilities=None, labels=None) -> tuple[pd.DataFrame, float]:
     """Reliability table of top-1 confidence in equal-width bins, and the expected calibration
     error: the bin-size weighted mean gap between confidence and accuracy. ``probabilities``
-    replaces the run's own (e.g. after temperature scaling)."""
+    replaces the run's own (e.g. after temperature scaling), ``labels`` too (another set's)."""
     probs = np.asarray(run.probabilities if probabilities is None else probabilities)
     confidence = probs.max(axis=1)
-    correct = probs.argmax(axis=1) == run.labels
+    correct = probs.argmax(axis=1) == (run.labels if labels is None else np.asarray(labels))
     edges, bins = _bins(confidence, n_bins)
     rows = []
     for b in range(n_bins):
@@ -75,10 +75,11 @@ def _ece(confidence: np.ndarray, correct: np.ndarray, bins: np.ndarray, n_bins: 
 
 
 def ece_interval(run: Run, n_bins: int = 10, probabilities=None, n_boot: int = 500,
-                 seed: int = 0) -> tuple[float, float]:
+                 seed: int = 0, labels=None) -> tuple[float, float]:
     """95% bootstrap interval of the ECE over resampled test images: how far it moves by chance."""
     probs = np.asarray(run.probabilities if probabilities is None else probabilities)
-    confidence, correct = probs.max(axis=1), probs.argmax(axis=1) == run.labels
+    confidence = probs.max(axis=1)
+    correct = probs.argmax(axis=1) == (run.labels if labels is None else np.asarray(labels))
     bins = _bins(confidence, n_bins)[1]
     rng = np.random.default_rng(seed)
     samples = [_ece(confidence[i], correct[i], bins[i], n_bins)
@@ -152,3 +153,38 @@ def findings(run: Run, ece: float, confident: float = 0.9) -> list[str]:
         lines.append(f"On the external set **{name}** accuracy falls to {result['accuracy']:.1%} "
                      f"({result['n_correct']}/{result['n_images']}): the in-lab figure does not travel.")
     return lines
+
+
+def with_external_arrays(run: Run) -> dict:
+    """The run's external results that kept their labels and probabilities (notebook 03 since
+    2026-12-02), by name."""
+    return {name: r for name, r in run.external.items() if r.get("labels") is not None}
+
+
+def in_lab_and_elsewhere(run: Run, name: str, n_bins: int = 10, confident: float = 0.9) -> pd.DataFrame:
+    """The in-lab test split against external set ``name``: accuracy, how sure the model was, the
+    ECE with its 95% bootstrap range, and the share of images it got wrong at ``confident`` or more."""
+    other = run.external[name]
+    rows = {}
+    for label, y, p in (("in-lab test", run.labels, run.probabilities), (name, other["labels"], other["probabilities"])):
+        y, p = np.asarray(y), np.asarray(p)
+        _, ece = calibration(run, n_bins, probabilities=p, labels=y)
+        low, high = ece_interval(run, n_bins, probabilities=p, labels=y)
+        wrong = p.argmax(1) != y
+        rows[label] = {"images": len(y), "accuracy": float((~wrong).mean()), "mean confidence": float(p.max(1).mean()),
+                       "ECE": ece, "ECE 95% low": low, "ECE 95% high": high,
+                       f"wrong at >= {confident:.0%}": float((wrong & (p.max(1) >= confident)).mean())}
+    return pd.DataFrame(rows).T
+
+
+def shift_verdict(table: pd.DataFrame) -> str:
+    """One sentence on how the model's confidence held up in the other lab (:func:`in_lab_and_elsewhere`)."""
+    (home, h), (away, a) = table.iterrows()
+    worse = a["ECE 95% low"] > h["ECE 95% high"]
+    return (f"In-lab the model is {h['mean confidence']:.1%} sure on average and right {h['accuracy']:.1%} of the time "
+            f"(ECE {h['ECE']:.3f}); on {away} it is {a['mean confidence']:.1%} sure and right {a['accuracy']:.1%} "
+            f"(ECE {a['ECE']:.3f}, 95% range {a['ECE 95% low']:.3f}-{a['ECE 95% high']:.3f}): "
+            + ("its confidence is measurably less trustworthy elsewhere, so a confident answer on another lab's "
+               "slide means less than it does at home" if worse else
+               "the two ECE ranges overlap, so this set cannot show that calibration got worse")
+            + f"; {a.iloc[-1]:.1%} of that lab's cells were called wrong with at least 90% confidence.")

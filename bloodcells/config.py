@@ -195,6 +195,13 @@ LAB2 = Lab(
         "low_resolution": Param(0.0, float, "share of training images shown at 25-60% of their resolution",
                                 low=0.0, high=1.0),
         "standardize_colour": Param(False, bool, "give every image the training photos' mean colour and contrast"),
+        "lab_stain": Param(0.0, float, "RandStainNA-style stain augmentation: new LAB stain statistics per training "
+                           "image, drawn from the training photos' own with their spread widened this many times (0: off)",
+                           low=0.0, high=10.0),
+        "colour": Param("rgb", str, "what the network sees of the colour, in training and at prediction: 'rgb', "
+                        "'grayscale' or 'haematoxylin' (the nuclear stain alone)", choices=("rgb", "grayscale", "haematoxylin")),
+        "mixstyle": Param(0.0, float, "MixStyle: chance per training batch that the body's early features swap "
+                          "style statistics between images (0: off)", low=0.0, high=1.0),
         "max_train_per_class": Param(None, int, "cap on training images per class (smoke runs)", low=2, optional=True),
         "seed": Param(42, int, "random seed of the weights, augmentation and batch order (the split's is WBC5_SPLIT's)",
                       low=0),

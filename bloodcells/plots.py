@@ -133,10 +133,25 @@ def prediction_grid(images, y_true, probabilities, class_names: list[str], n: in
     return fig
 
 
-def reliability_diagram(table, ece: float, title: str = "Reliability diagram"):
+def confusion_side_by_side(panels: dict, class_names: list[str], title: str = ""):
+    """Row-normalised confusion matrices of several sets next to each other (``panels``: title ->
+    (true labels, predicted labels)), on one colour scale: in-lab against another lab."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 5.5), squeeze=False)
+    for ax, (name, (y_true, y_pred)) in zip(axes[0], panels.items()):
+        matrix = confusion(y_true, y_pred, class_names, normalize=True)
+        sns.heatmap(matrix, annot=True, fmt=".2f", cmap="Blues", vmin=0, vmax=1, cbar=False, square=True, ax=ax)
+        ax.set(xlabel="predicted", ylabel="true", title=f"{name} ({len(y_true)} images)")
+        plt.setp(ax.get_xticklabels(), rotation=40, ha="right", rotation_mode="anchor")
+    fig.suptitle(title or "Share of each true class")
+    fig.tight_layout()
+    return fig
+
+
+def reliability_diagram(table, ece: float, title: str = "Reliability diagram", ax=None):
     """Accuracy against mean confidence per confidence bin (``analysis.calibration``'s table);
-    bars below the diagonal are over-confident. Bin sizes are printed on the bars."""
-    fig, ax = plt.subplots(figsize=(5.5, 5))
+    bars below the diagonal are over-confident. Bin sizes are printed on the bars. ``ax``: draw
+    into that panel of a larger figure."""
+    fig, ax = plt.subplots(figsize=(5.5, 5)) if ax is None else (ax.figure, ax)
     used = table[table["count"] > 0]
     centres, width = (used["low"] + used["high"]) / 2, used["high"] - used["low"]
     ax.bar(centres, used["accuracy"], width=width, edgecolor="black", alpha=0.7, label="accuracy")

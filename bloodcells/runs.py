@@ -23,7 +23,9 @@ CONTRACT = 2
 PREDICTIONS = "predictions.npz"  # the arrays: NumPy only
 JSON_FILES = {"metrics": "metrics.json", "params": "params.json", "history": "history.json",
               "external": "external.json"}
-#: Per-image results an external evaluation returns that stay in memory (the summary is saved).
+#: Each external set's labels and probabilities (NumPy only; its file paths are not kept: they are
+#: another machine's), for notebook 04's confusion matrices and calibration of the other lab.
+EXTERNAL_PREDICTIONS = "external.npz"
 EXTERNAL_ARRAYS = ("files", "labels", "probabilities")
 
 
@@ -37,7 +39,8 @@ class Run:
 
     ``images`` are what the model was shown of each test image (uint8, after the crop), at most
     display size; ``image_names`` say where each came from (relative to its data folder) when the
-    images were files. ``external`` holds one summary per other set the model was scored on.
+    images were files. ``external`` holds one summary per other set the model was scored on, with
+    its ``labels`` and ``probabilities`` where the folder has them (:func:`add_external`).
     """
     probabilities: np.ndarray  # (N, classes): the test split
     labels: np.ndarray  # (N,)
@@ -95,8 +98,10 @@ def write(folder: str | Path, run: Run) -> Path:
         arrays["image_names"] = np.array([str(n) for n in run.image_names])
     np.savez_compressed(folder / PREDICTIONS, **arrays)
     for name, file in JSON_FILES.items():
-        if getattr(run, name) or name != "external":
+        if name != "external":
             write_json(folder / file, getattr(run, name))
+    if run.external:
+        write_external(folder, run.external)
     return folder
 
 
@@ -121,16 +126,48 @@ def load(folder: str | Path) -> Run:
             texts[name] = json.loads((folder / file).read_text()) if (folder / file).is_file() else {}
         except (OSError, ValueError) as exc:
             raise RunFolderError(f"{folder / file} cannot be read ({exc}); re-run the notebook that made it") from exc
+    texts["external"] = _with_arrays(folder, texts["external"])
     names = arrays.pop("image_names", None)
     return Run(**arrays, **texts, image_names=None if names is None else [str(n) for n in names], folder=folder)
 
 
 def add_external(folder: str | Path, name: str, result: dict) -> Path:
-    """Add one external-validation summary (``result`` less its per-image arrays) to a run folder."""
+    """Add one external-validation result to a run folder: its summary to external.json, its labels
+    and probabilities to external.npz (its file paths stay in memory)."""
     path = Path(folder) / JSON_FILES["external"]
-    results = json.loads(path.read_text()) if path.is_file() else {}
-    results[name] = {k: v for k, v in result.items() if k not in EXTERNAL_ARRAYS}
-    return write_json(path, results)
+    results = _with_arrays(folder, json.loads(path.read_text())) if path.is_file() else {}
+    results[name] = result
+    return write_external(folder, results)
+
+
+def write_external(folder: str | Path, external: dict) -> Path:
+    """external.json (the summaries) and external.npz (each set's arrays, keyed ``set<N>_...``)."""
+    summaries, arrays = {}, {}
+    for number, (name, result) in enumerate(external.items()):
+        summaries[name] = {k: v for k, v in result.items() if k not in EXTERNAL_ARRAYS and k != "arrays"}
+        if result.get("labels") is not None and result.get("probabilities") is not None:
+            summaries[name]["arrays"] = key = f"set{number}"
+            arrays[f"{key}_labels"] = np.asarray(result["labels"], np.int64)
+            arrays[f"{key}_probabilities"] = np.asarray(result["probabilities"], np.float32)
+    if arrays:  # the arrays first: a summary never names arrays that are not there
+        np.savez_compressed(Path(folder) / EXTERNAL_PREDICTIONS, **arrays)
+    return write_json(Path(folder) / JSON_FILES["external"], summaries)
+
+
+def _with_arrays(folder: str | Path, summaries: dict) -> dict:
+    """The summaries with each set's labels and probabilities from external.npz where it has them."""
+    path = Path(folder) / EXTERNAL_PREDICTIONS
+    if not path.is_file():
+        return summaries
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {key: npz[key] for key in npz.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise RunFolderError(f"{path} cannot be read ({exc}); re-run notebook 03 to score the external set again") from exc
+    return {name: {**result, **({"labels": arrays[f"{result['arrays']}_labels"],
+                                 "probabilities": arrays[f"{result['arrays']}_probabilities"]}
+                                if f"{result.get('arrays')}_labels" in arrays else {})}
+            for name, result in summaries.items()}
 
 
 def new_run_dir(base: str | Path, name: str) -> Path:

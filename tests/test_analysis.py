@@ -78,11 +78,25 @@ def test_runs_that_do_not_fit_together_or_are_too_old_are_refused(tmp_path, make
         runs.load(old)
 
 
-def test_external_results_go_into_the_run_folder_without_their_arrays(tmp_path, make_run):
+def test_external_results_keep_their_labels_and_probabilities_but_not_their_paths(tmp_path, make_run):
     make_run([0], [[1.0, 0, 0]], NAMES, folder=tmp_path)
-    runs.add_external(tmp_path, "bccd", {"accuracy": 0.3, "n_images": 10, "probabilities": np.eye(3), "files": ["x"]})
-    runs.add_external(tmp_path, "other", {"accuracy": 0.5})
-    assert runs.load(tmp_path).external == {"bccd": {"accuracy": 0.3, "n_images": 10}, "other": {"accuracy": 0.5}}
+    probs = np.eye(3, dtype=np.float32)[[0, 2, 1]]
+    runs.add_external(tmp_path, "bccd", {"accuracy": 0.3, "n_images": 3, "probabilities": probs,
+                                         "labels": np.array([0, 1, 1]), "files": ["/their/disk/x.jpg"] * 3})
+    runs.add_external(tmp_path, "other", {"accuracy": 0.5})  # a summary alone (an older kit's)
+    runs.add_external(tmp_path, "bccd: adapted", {"accuracy": 0.6, "labels": np.array([2]),
+                                                  "probabilities": np.array([[0.1, 0.2, 0.7]])})
+    assert "their/disk" not in (tmp_path / "external.json").read_text()
+    external = runs.load(tmp_path).external
+    assert list(external) == ["bccd", "other", "bccd: adapted"]
+    assert external["other"] == {"accuracy": 0.5}
+    np.testing.assert_array_equal(external["bccd"]["labels"], [0, 1, 1])
+    np.testing.assert_array_equal(external["bccd"]["probabilities"], probs)
+    np.testing.assert_array_equal(external["bccd: adapted"]["labels"], [2])
+    # calibration of the other lab: its own labels, not the test split's
+    table, ece = analysis.calibration(runs.load(tmp_path), probabilities=probs, labels=[0, 1, 1])
+    assert table["count"].sum() == 3 and ece == pytest.approx(1 / 3)  # certain, and right 2 times in 3
+    assert analysis.ece_interval(runs.load(tmp_path), probabilities=probs, labels=[0, 2, 1]) == (0.0, 0.0)
 
 
 def test_figures(run):
@@ -157,3 +171,24 @@ def test_temperature_verdict_tells_a_repair_from_noise(make_run):
     same = analysis.temperature_verdict(run, 1.14, 0.013, 0.014, (0.009, 0.019))
     assert "softens" in same and "no measurable change" in same
     assert "measurably worse" in analysis.temperature_verdict(run, 2.0, 0.01, 0.05, (0.005, 0.02))
+
+
+def test_in_lab_against_elsewhere_says_whether_confidence_held(make_run, tmp_path):
+    rng = np.random.default_rng(0)
+    labels = np.arange(300) % 3
+    home = np.full((300, 3), 0.05)
+    home[np.arange(300), labels] = 0.9  # right and 90% sure: calibrated
+    run = make_run(labels, home, NAMES, folder=tmp_path)
+    away_labels = rng.integers(0, 3, 200)
+    away = np.full((200, 3), 0.01)
+    away[np.arange(200), (away_labels + (rng.random(200) < 0.6)) % 3] = 0.98  # 98% sure, right 40% of the time
+    runs.add_external(tmp_path, "other lab", {"accuracy": 0.4, "labels": away_labels, "probabilities": away})
+    run = runs.load(tmp_path)
+    assert list(analysis.with_external_arrays(run)) == ["other lab"]
+    table = analysis.in_lab_and_elsewhere(run, "other lab")
+    assert table.loc["in-lab test", "accuracy"] == 1.0 and table.loc["in-lab test", "ECE"] == pytest.approx(0.1)
+    assert table.loc["other lab", "wrong at >= 90%"] == pytest.approx(1 - table.loc["other lab", "accuracy"])
+    assert "measurably less trustworthy" in analysis.shift_verdict(table)
+    runs.add_external(tmp_path, "same look", {"accuracy": 1.0, "labels": labels, "probabilities": home})
+    same = analysis.in_lab_and_elsewhere(runs.load(tmp_path), "same look")
+    assert "cannot show that calibration got worse" in analysis.shift_verdict(same)

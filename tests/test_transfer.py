@@ -200,6 +200,17 @@ def test_external_validation_maps_names_and_reports_the_rest(trained, split, tmp
     runs.add_external(trained.folder, "other-lab", only_mono)
     saved = runs.load(trained.folder).external["other-lab"]
     assert saved["n_images"] == 40 and saved["unmapped"] == {"NEUTROPHIL": 40, "platelet": 4}
+    np.testing.assert_array_equal(saved["labels"], only_mono["labels"])
+
+    # adaptation reads the unlabelled folder it is given (any layout), never the scored set's labels
+    own = external_validation.evaluate(trained.model, external, class_map={"Monocyte": "monocyte"}, adapt="adabn")
+    elsewhere = external_validation.evaluate(trained.model, external, class_map={"Monocyte": "monocyte"},
+                                             adapt="adabn", unlabelled=tmp_path / "extra")
+    assert own["adapt"] == "adabn" and own["unlabelled"] is None and elsewhere["unlabelled"] == "extra"
+    assert not np.allclose(own["probabilities"], elsewhere["probabilities"], atol=1e-5)
+    np.testing.assert_allclose(
+        external_validation.evaluate(trained.model, external, class_map={"Monocyte": "monocyte"})["probabilities"],
+        only_mono["probabilities"], atol=1e-6)  # the learner itself was not adapted
     with pytest.raises(ValueError, match="not classes of this model"):
         external_validation.evaluate(trained.model, external, class_map={"platelet": "thrombocyte"})
     with pytest.raises(DataError, match="does not have"):

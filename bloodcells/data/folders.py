@@ -56,6 +56,19 @@ def is_hidden(name: str) -> bool:
     return name.startswith(".") or name == "__MACOSX"
 
 
+def image_files(folder: str | Path) -> list[Path]:
+    """Every image under ``folder``, at any depth, sorted: a lab's unlabelled images (no class folders
+    needed; the names of any sub-folders are never read as labels)."""
+    root = Path(folder).expanduser()
+    if not root.is_dir():
+        raise DataError(f"image folder {root} does not exist; point it at a folder of the new lab's images")
+    found = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                   and not any(is_hidden(part) for part in p.relative_to(root).parts))
+    if not found:
+        raise DataError(f"{root} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}); add the new lab's images")
+    return found
+
+
 def discover(root: str | Path, min_per_class: int = 3) -> tuple[list[str], list[list[Path]], list[Path]]:
     """Classes (sorted sub-folder names), their image files, and the non-image files skipped."""
     root = Path(root).expanduser()

@@ -86,12 +86,14 @@ def make_dataloaders(split: FolderSplit, options, stats=None, read: ReadCell | N
              + _items(split.files["val"], split.labels["val"], split.class_names))
     size, crop = options["image_size"], framing(options)
     reference = colour_reference(train_files, size, crop) if options["standardize_colour"] else None
+    stains = (robustness.lab_statistics(cell_pixels(str(f), size, crop) for f in train_files)
+              if options["lab_stain"] else None)
     read = read or ReadCell(size, crop)
     block = DataBlock(
         blocks=(ImageBlock, CategoryBlock(vocab=list(split.class_names))),
         get_x=read, get_y=ItemGetter(1),
         splitter=IndexSplitter(list(range(len(train_files), len(items)))),
-        batch_tfms=[*augmentations(size), *robustness.transforms(options, reference),
+        batch_tfms=[*augmentations(size), *robustness.transforms(options, reference, stains),
                     *([Normalize.from_stats(*stats)] if stats else [])],
     )
     seed_everything(options["seed"])

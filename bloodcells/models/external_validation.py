@@ -2,7 +2,7 @@
 
 Only scoring happens here: nothing is trained or tuned on the other set. ``crop`` is an argument
 because another lab frames its cells its own way; the summary goes into the run folder with
-:func:`bloodcells.runs.add_external`, and the per-image arrays stay in memory for the figures.
+:func:`bloodcells.runs.add_external` with its labels and probabilities (notebook 04 reads them).
 """
 from __future__ import annotations
 
@@ -12,12 +12,13 @@ import numpy as np
 from fastai.learner import Learner
 
 from bloodcells.data.errors import DataError
-from bloodcells.data.folders import discover
+from bloodcells.data.folders import discover, image_files
 from bloodcells.models import transfer
 
 
 def evaluate(learn: Learner, folder: str | Path, class_map: dict[str, str] | None = None,
-             tta: bool = False, crop: float | str = "auto", adapt_batchnorm: bool = False) -> dict:
+             tta: bool = False, crop: float | str = "auto", adapt: str | None = None,
+             unlabelled: str | Path | None = None) -> dict:
     """Score a trained learner on another labelled class-folder set (another lab, stain, scanner).
 
     ``class_map`` maps that set's folder names to our class names; without it, folders named like
@@ -25,8 +26,9 @@ def evaluate(learn: Learner, folder: str | Path, class_map: dict[str, str] | Non
     counts and left out of the scores, never guessed. ``crop`` frames that set's images: ``"auto"``
     crops or pads the whole set by one factor so that its median cell fills the view as training
     cells did (found by their stain, no labels); a number is one centre crop for all (1.0: as given).
-    ``adapt_batchnorm``: AdaBN, batch-norm statistics re-estimated on that set's images (never its
-    labels), on a copy of the model.
+    ``adapt``: first adapt a copy of the model to that lab (``"adabn"``, ``"tent"`` or
+    ``"self_training"``: :mod:`bloodcells.models.adaptation`) with the images of the folder
+    ``unlabelled`` (any layout; default: the scored images themselves, their pixels, never labels).
     """
     ours = list(learn.dls.vocab)
     names, files, _ = discover(folder, min_per_class=1)
@@ -47,13 +49,14 @@ def evaluate(learn: Learner, folder: str | Path, class_map: dict[str, str] | Non
                         "pass class_map={their_name: our_name, ...}")
     paths, labels = [f for f, _ in mapped], np.array([y for _, y in mapped])
     crops = transfer.crops_for(learn, paths, crop)
-    probs = transfer.predict(learn, paths, tta=tta, crop=crops, adapt_batchnorm=adapt_batchnorm)
+    extra = None if unlabelled is None else image_files(unlabelled)
+    probs = transfer.predict(learn, paths, tta=tta, crop=crops, adapt=adapt, unlabelled=extra)
     pred = probs.argmax(1)
     present = sorted(set(labels.tolist()))
     return {
         "folder": Path(folder).name, "class_map": class_map, "unmapped": unmapped, "crop": crop,
         "median_crop": float(np.median(crops)),
-        "adapt_batchnorm": adapt_batchnorm,
+        "adapt": adapt, "unlabelled": None if unlabelled is None else Path(unlabelled).name,
         "n_images": len(labels), "n_correct": int((pred == labels).sum()),
         "accuracy": float((pred == labels).mean()),
         "balanced_accuracy": float(np.mean([(pred[labels == c] == c).mean() for c in present])),

@@ -41,7 +41,7 @@ from bloodcells.data.folders import FolderSplit, check_images, read_rgb
 from bloodcells.data.framing import auto_crops, typical_extent
 from bloodcells.experiment import RunRecord
 from bloodcells.runs import RunFolderError
-from bloodcells.models import robustness
+from bloodcells.models import adaptation, mixstyle
 from bloodcells.models.backbones import backbone
 from bloodcells.models.cell_images import ReadCell, cell_pixels, framing, make_dataloaders, view
 from bloodcells.seeding import seed_everything
@@ -94,6 +94,8 @@ def build_learner(split: FolderSplit, options) -> Learner:
     check_images([f for files in split.files.values() for f in files], read=lambda f: cell_pixels(str(f), size, crop))
     seed_everything(options["seed"])
     net = backbone(options["backbone"], options["pretrained"])
+    if options["mixstyle"]:
+        mixstyle.attach(net.body, options["mixstyle"])
     read = ReadCell(size, crop, typical_extent(cell_pixels(str(f), size, crop) for f in split.files["train"]))
     dls = make_dataloaders(split, options, net.stats, read)
     head = create_head(net.n_features, len(split.class_names))
@@ -221,23 +223,30 @@ def crops_for(learn: Learner, files, crop) -> list[float]:
     return auto_crops((read_rgb(f) for f in files), target)  # one image in memory at a time
 
 
-def predict(learn: Learner, files, tta: bool = False, seed: int = 0, crop=None,
-            adapt_batchnorm: bool = False) -> np.ndarray:
-    """Class probabilities for image files; ``tta`` blends the plain view with four randomly
-    augmented ones (fastai's ``Learner.tta``), drawn from ``seed`` so a score is repeatable.
-    ``crop`` frames another set's images its own way (default: the training framing; ``"auto"``:
-    :func:`crops_for`); ``adapt_batchnorm`` first re-estimates batch-norm statistics on these
-    images (AdaBN, on a copy)."""
+def _test_dl(learn: Learner, files, crop):
     label = learn.dls.vocab[0]  # unused at inference
     if crop is None:
         items = [[str(f), label] for f in files]
     else:
         size = reader(learn).size
         items = [[cell_pixels(str(f), size, c), label] for f, c in zip(files, crops_for(learn, files, crop))]
-    dl = learn.dls.test_dl(items, with_labels=False, num_workers=0)
+    return learn.dls.test_dl(items, with_labels=False, num_workers=0)
+
+
+def predict(learn: Learner, files, tta: bool = False, seed: int = 0, crop=None,
+            adapt: str | None = None, unlabelled=None) -> np.ndarray:
+    """Class probabilities for image files; ``tta`` blends the plain view with four randomly
+    augmented ones (fastai's ``Learner.tta``), drawn from ``seed`` so a score is repeatable.
+    ``crop`` frames another set's images its own way (default: the training framing; ``"auto"``:
+    :func:`crops_for`). ``adapt`` (one of :data:`bloodcells.models.adaptation.METHODS`) first adapts
+    a copy of the model to the ``unlabelled`` image files of that lab (default: ``files`` themselves,
+    their pixels only), framed as ``files`` are (one crop per file: their median)."""
+    dl = _test_dl(learn, files, crop)
     trained = learn.model
-    if adapt_batchnorm:
-        learn.model = robustness.adapt_batchnorm(trained, (batch[0] for batch in dl))
+    if adapt:
+        same_lab = float(np.median(crop)) if isinstance(crop, (list, tuple)) else crop
+        source = dl if unlabelled is None else _test_dl(learn, unlabelled, same_lab)
+        learn.model = adaptation.adapt(trained, [batch[0] for batch in source], adapt, seed)
     if tta:
         seed_everything(seed)
     try:
