@@ -220,6 +220,8 @@ LAB2 = Lab(
     },
     base=("report", "cpu"),
 )
+#: Ways to adapt a trained lab 2 model to another lab with its unlabelled images (bloodcells.models.adaptation).
+ADAPTATIONS = ("adabn", "tent", "self_training")
 #: Lab 2's named starting points: the CPU lab (the default) and the report's own (for a GPU).
 LAB2_RECIPES = {"cpu": ("report", "cpu"), "report": ("report",)}
 

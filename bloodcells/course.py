@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from bloodcells.config import LAB1, LAB2, MAX_CROP, Lab, Param
+from bloodcells.config import ADAPTATIONS, LAB1, LAB2, MAX_CROP, Lab, Param
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,11 @@ NOTEBOOKS: dict[str, Notebook] = {
                     "external_crop": Param("auto", (float, str), "framing of the external images: 'auto' crops "
                                            "(or pads) the set so its median cell fills the view as in training; "
                                            "a number: that centre crop (1.0: as given)", choices=("auto",), low=0.1, high=MAX_CROP),
+                    "external_adapt": Param(None, str, "adapt a copy of the model to the external lab first, with its "
+                                            "images and never its labels: 'adabn', 'tent' or 'self_training'; None: as trained",
+                                            optional=True, choices=ADAPTATIONS),
+                    "external_unlabelled": Param(None, str, "a folder of that lab's unlabelled images to adapt with (any "
+                                                 "layout); None: the scored images' own pixels", optional=True, path=True),
                     **_OUTPUT, **_QUICK}, lab=LAB2),
     "04": Notebook({"run_dirs": Param(None, list, "run folders to analyse; None: the newest of each model under runs_root",
                                       optional=True, path=True),

@@ -270,6 +270,25 @@ def test_exercise_03_3_one_class_interval(nb03):
     })
 
 
+def test_exercise_03_5_mean_entropy(nb03):
+    def entropy_with(log=np.log, sign=-1.0, over_images=np.mean, top_only=False, per_entry=False):
+        def wrong(probabilities):
+            p = np.clip(np.asarray(probabilities, dtype=float), 1e-12, 1.0)
+            if top_only:
+                p = p.max(axis=1, keepdims=True)
+            terms = sign * p * log(p)
+            return float(terms.mean() if per_entry else over_images(terms.sum(axis=1)))
+        return wrong
+
+    _prove("03_transfer_learning_fastai", "e03-5", nb03, {
+        "in bits": {"mean_entropy": entropy_with(log=np.log2)},
+        "without the minus sign": {"mean_entropy": entropy_with(sign=1.0)},
+        "summed over images": {"mean_entropy": entropy_with(over_images=np.sum)},
+        "the top class only": {"mean_entropy": entropy_with(top_only=True)},
+        "averaged over every entry": {"mean_entropy": entropy_with(per_entry=True)},
+    })
+
+
 # ------------------------------------------------------------------ notebook 04
 @pytest.fixture(scope="module")
 def nb04(make_run):

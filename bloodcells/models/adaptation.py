@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-METHODS = ("adabn", "tent", "self_training")
+from bloodcells.config import ADAPTATIONS as METHODS
 
 
 def _norms(model: nn.Module) -> list[nn.Module]:
