@@ -1,5 +1,6 @@
-"""The tools against another lab's look, each on its own: LAB conversion and RandStainNA-style
-stain augmentation, the colour-blind views, MixStyle, and adaptation with unlabelled images."""
+"""The tools against another lab's look, each on its own: HED stain jitter, low resolution, colour
+standardisation, LAB conversion and RandStainNA-style stain augmentation, the colour-blind views,
+MixStyle, and adaptation with unlabelled images."""
 import numpy as np
 import pytest
 import torch
@@ -12,11 +13,50 @@ from bloodcells.data.folders import image_files
 from bloodcells.models import adaptation, mixstyle, robustness
 
 
-def smear(n=6, size=24, seed=0):
+def smear(n=6, size=32, seed=0):
     """Images made of haematoxylin and eosin in known amounts, like a stained smear."""
     g = torch.Generator().manual_seed(seed)
     amounts = torch.rand(n, size, size, 3, generator=g) * torch.tensor([1.0, 0.6, 0.0])
     return TensorImage(torch.exp(-amounts @ robustness.RGB_FROM_HED).permute(0, 3, 1, 2)), amounts
+
+
+def test_stain_vectors_unmix_what_they_mix():
+    images, amounts = smear()
+    density = -torch.log(images.permute(0, 2, 3, 1))
+    torch.testing.assert_close(density @ robustness.HED_FROM_RGB, amounts, atol=1e-4, rtol=1e-4)
+
+
+def test_stain_jitter_changes_stain_amounts_within_bounds_per_image():
+    images, amounts = smear()
+    torch.testing.assert_close(robustness.StainJitter(sigma=0.0)(images, split_idx=0), images, atol=1e-5, rtol=1e-5)
+    torch.manual_seed(1)
+    jittered = robustness.StainJitter(sigma=0.2)(images, split_idx=0)
+    assert jittered.shape == images.shape and 0 <= float(jittered.min()) and float(jittered.max()) <= 1
+    new = (-torch.log(jittered.clamp(min=1e-3).permute(0, 2, 3, 1))) @ robustness.HED_FROM_RGB
+    haematoxylin = new[..., 0] / amounts[..., 0].clamp(min=0.2)  # where there is stain to scale
+    spread = haematoxylin.flatten(1).median(1).values
+    assert float((spread - 1).abs().max()) < 0.25 and len(set(spread.round(decimals=3).tolist())) == len(spread)
+    # training only: validation and prediction batches pass through untouched
+    assert robustness.StainJitter(sigma=0.2)(images, split_idx=1) is images
+
+
+def test_low_resolution_blurs_fine_detail_and_keeps_the_size():
+    stripes = torch.zeros(4, 3, 32, 32)
+    stripes[..., ::2] = 1.0
+    images = TensorImage(stripes)
+    blurred = robustness.LowResolution(p=1.0)(images, split_idx=0)
+    assert blurred.shape == images.shape
+    assert float(blurred.std()) < 0.1 < float(images.std())  # one-pixel stripes cannot survive 60% size
+    torch.testing.assert_close(robustness.LowResolution(p=0.0)(images, split_idx=0), images)
+
+
+def test_colour_standardisation_removes_a_stain_cast():
+    images, _ = smear(n=2)
+    cast = TensorImage(torch.stack([images[0], (images[0] * torch.tensor([0.8, 0.9, 1.0]).view(3, 1, 1))]))
+    mean, std = [0.7, 0.6, 0.75], [0.12, 0.15, 0.1]
+    out = robustness.StandardizeColour(mean, std)(cast)
+    torch.testing.assert_close(out[0], out[1], atol=2e-3, rtol=0)
+    torch.testing.assert_close(out.mean(dim=(2, 3))[0], torch.tensor(mean), atol=0.02, rtol=0)
 
 
 def test_lab_conversion_matches_scikit_image_and_inverts():
