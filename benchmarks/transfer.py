@@ -12,7 +12,7 @@ import argparse
 import json
 import resource
 
-from bloodcells.config import BACKBONES
+from bloodcells.config import BACKBONES, COLOURS
 from bloodcells.data.folders import split_folder
 from bloodcells.data.sources import wbc5_folder
 from bloodcells.models import adaptation, external_validation, transfer
@@ -36,7 +36,7 @@ def main() -> None:
     parser.add_argument("--low-resolution", type=float, default=None, help="share of blurred training images")
     parser.add_argument("--standardize-colour", action="store_true", default=None)
     parser.add_argument("--lab-stain", type=float, default=None, help="RandStainNA-style stain augmentation's widening")
-    parser.add_argument("--colour", default=None, choices=("rgb", "grayscale", "haematoxylin"))
+    parser.add_argument("--colour", default=None, choices=COLOURS)
     parser.add_argument("--mixstyle", type=float, default=None, help="MixStyle's chance per batch")
     parser.add_argument("--external", default=None, help="another lab's class folders to score as well")
     parser.add_argument("--external-crop", type=crop_value, default="auto",

@@ -171,6 +171,8 @@ LAB1 = Lab(
 
 # ------------------------------------------------- lab 2: fastai transfer learning, five white cells
 BACKBONES = ("efficientnet_lite0", "resnet18")
+#: What a lab 2 network may see of the colour (bloodcells.models.robustness.ColourView).
+COLOURS = ("rgb", "grayscale", "haematoxylin")
 LAB2 = Lab(
     title="lab 2 (fastai transfer learning)",
     params={
@@ -199,7 +201,7 @@ LAB2 = Lab(
                            "image, drawn from the training photos' own with their spread widened this many times (0: off)",
                            low=0.0, high=10.0),
         "colour": Param("rgb", str, "what the network sees of the colour, in training and at prediction: 'rgb', "
-                        "'grayscale' or 'haematoxylin' (the nuclear stain alone)", choices=("rgb", "grayscale", "haematoxylin")),
+                        "'grayscale' or 'haematoxylin' (the nuclear stain alone)", choices=COLOURS),
         "mixstyle": Param(0.0, float, "MixStyle: chance per training batch that the body's early features swap "
                           "style statistics between images (0: off)", low=0.0, high=1.0),
         "max_train_per_class": Param(None, int, "cap on training images per class (smoke runs)", low=2, optional=True),

@@ -18,6 +18,8 @@ from fastai.vision.augment import RandTransform
 from fastai.torch_core import TensorImage
 from fasttransform import Transform
 
+from bloodcells.config import COLOURS
+
 # Ruifrok and Johnston's stain vectors (as in scikit-image's rgb2hed): rows are the optical
 # densities of haematoxylin, eosin and DAB in R, G, B.
 RGB_FROM_HED = torch.tensor([[0.65, 0.70, 0.29], [0.07, 0.99, 0.11], [0.27, 0.57, 0.78]])
@@ -139,7 +141,6 @@ class LabStain(RandTransform):
         return TensorImage(lab_to_rgb((lab - own_mean) / own_std * std + mean))
 
 
-COLOURS = ("rgb", "grayscale", "haematoxylin")
 LUMA = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
 
 
