@@ -39,10 +39,14 @@ def train_history(dataset) -> dict:
 
 def test_a_tiny_seeded_run_gives_the_pinned_figures(small):
     """Golden values: a change that silently alters lab 1's training (data order, augmentation,
-    optimiser, schedule, loss) moves these; update them only for a change meant to do that."""
+    optimiser, schedule, loss) moves these; update them only for a change meant to do that. One
+    set per CPU the suite has run on: oneDNN picks kernels by instruction set, so the same seed sums
+    in another order elsewhere (the 2026-12-02 machine drifted by 1e-4); a changed training matches none."""
     history = train_history(small)
-    np.testing.assert_allclose(history["loss"], [2.0328727, 1.2693740], rtol=1e-4)
-    np.testing.assert_allclose(history["val_loss"], [2.0930040, 2.6762369], rtol=1e-4)
+    pinned = [([2.0328727, 1.2693740], [2.0930040, 2.6762369]),  # loss, val_loss: machines until 2026-12-01
+              ([2.0328684, 1.2692134], [2.0930727, 2.6762600])]  # the machine of 2026-12-02
+    assert any(np.allclose(history["loss"], loss, rtol=1e-4) and np.allclose(history["val_loss"], val, rtol=1e-4)
+               for loss, val in pinned), (history["loss"], history["val_loss"])
 
 
 @pytest.mark.parametrize("model", cnn.MODELS)
